@@ -1,0 +1,39 @@
+# make help lists the verbs. Everything runs offline inside .venv, created from requirements.txt.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+KERNEL := tinfer
+OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
+
+.PHONY: help venv run smoke test lint bench slides clean
+
+help: ## list the verbs
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (tinfer)"
+	touch $(STAMP)
+
+venv: $(STAMP) ## create .venv and install the pinned requirements (when missing or stale)
+
+run: $(STAMP) ## execute every notebook with default parameters, render reports/
+	$(OFFLINE) $(PY) -m utils.run --kernel $(KERNEL)
+
+smoke: $(STAMP) ## execute every notebook with smoke parameters into build/smoke/
+	$(OFFLINE) $(PY) -m utils.run --smoke --kernel $(KERNEL) --out build/smoke
+
+test: $(STAMP) ## unit tests and every notebook with smoke parameters
+	$(OFFLINE) $(PY) -m pytest -q
+
+lint: $(STAMP) ## ruff on utils, tests and notebooks
+	$(PY) -m ruff check utils tests notebooks examples
+
+clean: ## remove build outputs and caches (keeps .venv and committed reports)
+	rm -rf build .pytest_cache .ruff_cache reports/html reports/slides reports/.staging-*
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +

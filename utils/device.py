@@ -1,0 +1,22 @@
+"""Resolve `device="auto"` to the best device present."""
+
+import torch
+
+ALLOWED_DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """"auto" picks CUDA, then Apple MPS, then CPU; an explicit device must exist."""
+    if device not in ALLOWED_DEVICES and not str(device).startswith("cuda:"):
+        raise ValueError(f"parameter 'device' must be one of {ALLOWED_DEVICES} or 'cuda:N', got {device!r}")
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"parameter 'device' is {device!r} but no CUDA device is available; use 'auto' or 'cpu'")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("parameter 'device' is 'mps' but MPS is not available; use 'auto' or 'cpu'")
+    return torch.device(device)
