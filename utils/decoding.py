@@ -1,0 +1,523 @@
+"""Decoding by hand, in plain PyTorch: the loops that `model.generate()` runs, written out.
+
+- `greedy_decode`   the researcher's test-time loop: start token, argmax, stop at <eos> or a length limit
+- `sample_decode`   the same loop, drawing the next token from `process_logits(...)` (temperature, top-k, top-p)
+- `beam_search`     HF's beam search (same candidates, same finished-hypothesis pool, same stopping rule),
+                    with HF's length penalty `score / length**lp` or GNMT's `score / ((5 + length) / 6)**alpha`
+- `constrained_beam_search`  forces words or phrases (or one of several alternatives) into the output, with
+                    beams allocated by constraint progress ("banks"), since constrained beam search left
+                    transformers' core in 5.x
+
+All of them work on HF encoder-decoders (T5, Marian, BART: encoder once, then the decoder one token at a
+time, with or without the model's own KV cache object), on HF decoder-only models (GPT-2: the prompt is
+the prefix) and on the hand-written `TinferModel` (`encode` once, `decode` the whole prefix every step).
+Outputs are shaped like `generate()`'s: (B, L) token ids that begin with the decoder start token (the
+prompt for a decoder-only model), padded with pad after <eos>. Call `model.eval()` first, as for generate.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from transformers.modeling_outputs import BaseModelOutput
+
+from utils.tinfer import TinferModel
+
+LENGTH_PENALTY_FORMS = ("hf", "gnmt")
+NEG_INF = -1.0e9  # HF's "impossible" score for beams that must not be picked
+
+
+@dataclass(frozen=True)
+class SpecialIds:
+    decoder_start_token_id: int | None  # None for decoder-only models: the prompt is the prefix
+    eos_token_id: int | None
+    pad_token_id: int | None
+
+
+def special_token_ids(model, decoder_start_token_id=None, eos_token_id=None, pad_token_id=None) -> SpecialIds:
+    """Start / eos / pad ids: explicit arguments first, then the model's generation config, then its config."""
+    sources = [getattr(model, "generation_config", None), model.config]
+
+    def pick(name, explicit):
+        if explicit is not None:
+            return explicit
+        for source in sources:
+            value = getattr(source, name, None) if source is not None else None
+            if value is not None:
+                return value[0] if isinstance(value, list | tuple) else value
+        return None
+
+    eos = pick("eos_token_id", eos_token_id)
+    pad = pick("pad_token_id", pad_token_id)
+    start = pick("decoder_start_token_id", decoder_start_token_id) if is_encoder_decoder(model) else None
+    if is_encoder_decoder(model) and start is None:
+        raise ValueError("the model has no decoder_start_token_id; pass decoder_start_token_id=")
+    return SpecialIds(start, eos, pad if pad is not None else eos)  # decoder-only GPT-2: pad = eos, like generate
+
+
+def is_encoder_decoder(model) -> bool:
+    return isinstance(model, TinferModel) or bool(getattr(model.config, "is_encoder_decoder", False))
+
+
+class StepModel:
+    """The decoding loops' only view of a model: next-token logits for a batch of prefixes.
+
+    Rows can be reordered or duplicated between steps (`reorder`), which beam search needs: the encoder
+    states, the source padding mask and the KV cache follow the rows.
+    """
+
+    def __init__(self, model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                 use_cache: bool | None = None):
+        self.model = model
+        self.is_tinfer = isinstance(model, TinferModel)
+        self.is_encoder_decoder = is_encoder_decoder(model)
+        if use_cache is None:
+            use_cache = not self.is_tinfer
+        if use_cache and self.is_tinfer:
+            raise ValueError("TinferModel has no KV cache: pass use_cache=False (or None)")
+        self.use_cache = use_cache
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if not self.is_encoder_decoder and not bool(attention_mask.bool().all()):
+            raise ValueError("decoder-only decoding here takes unpadded prompts (attention_mask all ones)")
+        self.attention_mask = attention_mask
+        self.cache = None
+        self.encoder_hidden_states = None
+        if self.is_tinfer:
+            self.encoder_hidden_states = model.encode(input_ids, attention_mask)  # (B, S, d_model)
+        elif self.is_encoder_decoder:
+            self.encoder_hidden_states = model.get_encoder()(
+                input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, S, d_model)
+
+    @torch.no_grad()
+    def next_logits(self, sequences: torch.Tensor) -> torch.Tensor:
+        """sequences: (N, T) prefixes -> float32 logits (N, V) for the token after each prefix."""
+        if self.is_tinfer:
+            logits, _ = self.model.decode(sequences, self.encoder_hidden_states, self.attention_mask)
+            return logits[:, -1].float()
+        new_tokens = sequences[:, -1:] if (self.use_cache and self.cache is not None) else sequences
+        if self.is_encoder_decoder:
+            encoder_outputs = BaseModelOutput(last_hidden_state=self.encoder_hidden_states)
+            outputs = self.model(encoder_outputs=encoder_outputs, attention_mask=self.attention_mask,
+                                 decoder_input_ids=new_tokens, cache=self.cache, use_cache=self.use_cache)
+        else:
+            outputs = self.model(input_ids=new_tokens, attention_mask=torch.ones_like(sequences),
+                                 cache=self.cache, use_cache=self.use_cache)
+        if self.use_cache:
+            self.cache = outputs.cache
+        return outputs.logits[:, -1].float()
+
+    def reorder(self, row_index: torch.Tensor) -> None:
+        """Row i of the next step continues row `row_index[i]` of this one."""
+        if self.encoder_hidden_states is not None:
+            self.encoder_hidden_states = self.encoder_hidden_states.index_select(0, row_index)
+        self.attention_mask = self.attention_mask.index_select(0, row_index)
+        if self.cache is not None:
+            self.cache.reorder_cache(row_index)
+
+
+def initial_prefix(input_ids: torch.Tensor, ids: SpecialIds) -> torch.Tensor:
+    """(B, 1) start tokens for an encoder-decoder, the prompt itself for a decoder-only model."""
+    if ids.decoder_start_token_id is None:
+        return input_ids
+    return input_ids.new_full((input_ids.shape[0], 1), ids.decoder_start_token_id)
+
+
+def force_eos(scores: torch.Tensor, eos_token_id: int) -> torch.Tensor:
+    """Every token but <eos> becomes impossible (HF's ForcedEOSTokenLogitsProcessor at the last position)."""
+    forced = torch.full_like(scores, -math.inf)
+    forced[:, eos_token_id] = 0.0
+    return forced
+
+
+# ---------------------------------------------------------------------------------------------------------
+# greedy and sampling: one loop, two ways of choosing the next token
+
+
+@torch.no_grad()
+def autoregressive_decode(model, input_ids, attention_mask=None, max_new_tokens: int = 20, choose_next=None,
+                          use_cache: bool | None = None, stop_at_eos: bool = True,
+                          forced_eos_token_id: int | None = None, **special) -> torch.Tensor:
+    """The researcher's loop: prefix = start token; repeat {logits of the last position -> next token}.
+
+    `choose_next(scores (B, V)) -> (B,)` picks the token. Finished rows get pad, and the loop stops when
+    every row has produced <eos> (unless `stop_at_eos=False`, for timing fixed lengths) or after
+    `max_new_tokens`. `forced_eos_token_id` forces <eos> at the last allowed position, as generate() does
+    when the generation config sets it (Marian, BART).
+    """
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    ids = special_token_ids(model, **special)
+    step_model = StepModel(model, input_ids, attention_mask, use_cache)
+    sequences = initial_prefix(input_ids, ids)
+    unfinished = torch.ones(sequences.shape[0], dtype=torch.bool, device=sequences.device)
+    for step in range(max_new_tokens):
+        scores = step_model.next_logits(sequences)  # (B, V)
+        if forced_eos_token_id is not None and step == max_new_tokens - 1:
+            scores = force_eos(scores, forced_eos_token_id)
+        next_tokens = choose_next(scores)
+        if stop_at_eos and ids.eos_token_id is not None:
+            next_tokens = torch.where(unfinished, next_tokens, ids.pad_token_id)
+            unfinished = unfinished & (next_tokens != ids.eos_token_id)
+        sequences = torch.cat([sequences, next_tokens[:, None]], dim=-1)  # (B, T + 1)
+        if not bool(unfinished.any()):
+            break
+    return sequences
+
+
+def greedy_decode(model, input_ids, attention_mask=None, max_new_tokens: int = 20, use_cache: bool | None = None,
+                  stop_at_eos: bool = True, forced_eos_token_id: int | None = None, **special) -> torch.Tensor:
+    """Argmax at every step: what `generate(num_beams=1, do_sample=False)` does. Returns (B, L) ids."""
+    return autoregressive_decode(model, input_ids, attention_mask, max_new_tokens, lambda s: s.argmax(dim=-1),
+                                 use_cache, stop_at_eos, forced_eos_token_id, **special)
+
+
+def process_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+                   min_tokens_to_keep: int = 1) -> torch.Tensor:
+    """Temperature, then top-k, then top-p (nucleus), in generate()'s order; removed tokens get -inf.
+
+    logits: (B, V). top_k=0 and top_p=1.0 switch those filters off.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0 (use greedy_decode for argmax), got {temperature}")
+    if top_k < 0 or not 0.0 <= top_p <= 1.0:
+        raise ValueError(f"top_k must be >= 0 and top_p in [0, 1], got top_k={top_k}, top_p={top_p}")
+    scores = logits / temperature
+    if top_k > 0:
+        k = min(max(top_k, min_tokens_to_keep), scores.shape[-1])
+        kth_best = scores.topk(k, dim=-1).values[..., -1:]  # (B, 1)
+        scores = scores.masked_fill(scores < kth_best, -math.inf)
+    if top_p < 1.0:
+        sorted_scores, order = scores.sort(dim=-1)  # ascending: the worst token first
+        mass_up_to = sorted_scores.softmax(dim=-1).cumsum(dim=-1)  # mass of this token and all worse ones
+        remove_sorted = mass_up_to <= 1.0 - top_p  # the worst tokens, whose mass stays within 1 - top_p
+        remove_sorted[..., -min_tokens_to_keep:] = False
+        remove = remove_sorted.scatter(-1, order, remove_sorted)
+        scores = scores.masked_fill(remove, -math.inf)
+    return scores
+
+
+def sample_decode(model, input_ids, attention_mask=None, max_new_tokens: int = 20, temperature: float = 1.0,
+                  top_k: int = 0, top_p: float = 1.0, generator: torch.Generator | None = None,
+                  use_cache: bool | None = None, forced_eos_token_id: int | None = None, **special) -> torch.Tensor:
+    """Draw each token from softmax(process_logits(...)). With `generator=None` the global RNG is used, the
+    way `generate(do_sample=True)` draws, so a shared `torch.manual_seed` gives comparable samples."""
+    def choose_next(scores):
+        probs = process_logits(scores, temperature, top_k, top_p).softmax(dim=-1)
+        return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)
+
+    return autoregressive_decode(model, input_ids, attention_mask, max_new_tokens, choose_next, use_cache,
+                                 True, forced_eos_token_id, **special)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# beam search
+
+
+def length_penalty_value(length: int | float, alpha: float, form: str = "hf") -> float:
+    """The divisor of a finished hypothesis' summed log-probability.
+
+    hf:   length ** alpha                   (generate's `length_penalty`, length = generated tokens incl. <eos>)
+    gnmt: ((5 + length) / (5 + 1)) ** alpha (Wu et al. 2016, eq. 14; alpha = 0.6 in Vaswani et al. and T5)
+    """
+    if form not in LENGTH_PENALTY_FORMS:
+        raise ValueError(f"length_penalty_form must be one of {LENGTH_PENALTY_FORMS}, got {form!r}")
+    return length**alpha if form == "hf" else ((5.0 + length) / 6.0) ** alpha
+
+
+@dataclass
+class BeamSearchOutput:
+    sequences: torch.Tensor  # (B * num_return_sequences, L), padded like generate()'s output
+    sequences_scores: torch.Tensor  # (B * num_return_sequences,) penalized scores
+    # every hypothesis offered to the finished pool, per input: (token ids, summed log-prob, generated length)
+    candidates: list[list[tuple[list[int], float, int]]] = field(default_factory=list)
+
+
+class FinishedPool:
+    """The best `num_beams` finished hypotheses of one input, by penalized score."""
+
+    def __init__(self, num_beams: int):
+        self.num_beams = num_beams
+        self.hypotheses: list[tuple[float, list[int]]] = []
+
+    def add(self, score: float, tokens: list[int]) -> None:
+        self.hypotheses.append((score, tokens))
+        self.hypotheses.sort(key=lambda h: -h[0])
+        del self.hypotheses[self.num_beams:]
+
+    def is_full(self) -> bool:
+        return len(self.hypotheses) >= self.num_beams
+
+    def worst_score(self) -> float:
+        return self.hypotheses[-1][0] if self.is_full() else -math.inf
+
+
+def beam_can_improve(pool: FinishedPool, best_running_score: float, length: int, alpha: float, form: str) -> bool:
+    """HF's stopping heuristic: an input stays open while its pool has a free slot or the best running
+    beam, penalized at `length`, would beat the worst finished hypothesis."""
+    return not pool.is_full() or best_running_score / length_penalty_value(length, alpha, form) > pool.worst_score()
+
+
+def pad_hypotheses(hypotheses: list[list[int]], fill_value: int) -> torch.Tensor:
+    length = max(len(h) for h in hypotheses)
+    return torch.tensor([h + [fill_value] * (length - len(h)) for h in hypotheses], dtype=torch.long)
+
+
+@torch.no_grad()
+def beam_search(model, input_ids, attention_mask=None, num_beams: int = 4, max_new_tokens: int = 20,
+                length_penalty: float = 1.0, length_penalty_form: str = "hf", early_stopping: bool | str = False,
+                num_return_sequences: int = 1, use_cache: bool | None = None,
+                forced_eos_token_id: int | None = None, fill_value: int | None = None,
+                **special) -> BeamSearchOutput:
+    """Beam search as `generate(num_beams=..., length_penalty=..., early_stopping=...)` runs it in 5.x.
+
+    Each step: extend every running beam by every token, keep the 2 * num_beams best candidates by
+    summed log-probability; candidates among the first num_beams that end in <eos> (or reach the length
+    limit) are offered to the finished pool with score / penalty(length); the best num_beams unfinished
+    candidates run on. An input closes when its pool is full and cannot improve (`early_stopping=False`:
+    penalty at the current length; `"never"`: at the longest possible length when lp > 0) or, with
+    `early_stopping=True`, as soon as its pool is full.
+    `fill_value` pads finished rows (default: pad id); generate() pads beams with `pad or eos`.
+    """
+    if num_beams < 1 or not 1 <= num_return_sequences <= num_beams:
+        raise ValueError(f"need num_beams >= 1 and 1 <= num_return_sequences <= num_beams, got {num_beams}, "
+                         f"{num_return_sequences}")
+    if early_stopping not in (True, False, "never"):
+        raise ValueError(f"early_stopping must be True, False or 'never', got {early_stopping!r}")
+    length_penalty_value(1, length_penalty, length_penalty_form)  # validates the form
+    ids = special_token_ids(model, **special)
+    batch_size = input_ids.shape[0]
+    step_model = StepModel(model, input_ids, attention_mask, use_cache)
+    step_model.reorder(torch.arange(batch_size).repeat_interleave(num_beams))  # each input once per beam
+    running = initial_prefix(input_ids, ids).repeat_interleave(num_beams, dim=0)  # (B * K, T)
+    running_scores = torch.zeros(batch_size, num_beams)
+    running_scores[:, 1:] = NEG_INF  # all beams start equal: only the first may expand at step 1
+    pools = [FinishedPool(num_beams) for _ in range(batch_size)]
+    candidates_offered: list[list[tuple[list[int], float, int]]] = [[] for _ in range(batch_size)]
+    is_open = [True] * batch_size
+
+    for step in range(max_new_tokens):
+        log_probs = F.log_softmax(step_model.next_logits(running), dim=-1)  # (B * K, V)
+        if forced_eos_token_id is not None and step == max_new_tokens - 1:
+            log_probs = force_eos(log_probs, forced_eos_token_id)
+        vocab_size = log_probs.shape[-1]
+        totals = (log_probs.view(batch_size, num_beams, vocab_size) + running_scores[:, :, None])
+        top_scores, top_index = totals.view(batch_size, -1).topk(2 * num_beams, dim=-1)  # (B, 2K)
+        source_beam, token = top_index // vocab_size, top_index % vocab_size
+        source_row = source_beam + torch.arange(batch_size)[:, None] * num_beams  # (B, 2K) rows of `running`
+        extended = torch.cat([running[source_row.flatten()], token.flatten()[:, None]], dim=-1)
+        extended = extended.view(batch_size, 2 * num_beams, -1)  # (B, 2K, T + 1)
+        generated_length = step + 1
+        finishes = (token == ids.eos_token_id) | (step == max_new_tokens - 1)  # (B, 2K)
+
+        penalty = length_penalty_value(generated_length, length_penalty, length_penalty_form)
+        for b in range(batch_size):
+            if not is_open[b] or (early_stopping is True and pools[b].is_full()):
+                continue
+            for k in range(num_beams):  # only the first num_beams candidates may finish
+                if finishes[b, k]:
+                    tokens = extended[b, k].tolist()
+                    pools[b].add(float(top_scores[b, k] / penalty), tokens)
+                    candidates_offered[b].append((tokens, float(top_scores[b, k]), generated_length))
+
+        keep_scores = top_scores + finishes.float() * NEG_INF
+        keep_scores, keep = keep_scores.topk(num_beams, dim=-1)  # (B, K) best unfinished candidates
+        running_scores = keep_scores
+        running = extended.gather(1, keep[:, :, None].expand(-1, -1, extended.shape[-1]))
+        running = running.view(batch_size * num_beams, -1)
+        step_model.reorder(source_row.gather(1, keep).flatten())
+
+        hypothetical = max_new_tokens if (early_stopping == "never" and length_penalty > 0) else generated_length
+        is_open = [is_open[b] and beam_can_improve(pools[b], float(running_scores[b, 0]), hypothetical,
+                                                   length_penalty, length_penalty_form) for b in range(batch_size)]
+        all_full = all(pool.is_full() for pool in pools)
+        if not any(is_open) or (early_stopping is True and all_full) or bool(finishes.all()):
+            break
+
+    fill = ids.pad_token_id if fill_value is None else fill_value
+    best = [pool.hypotheses[r] for pool in pools for r in range(num_return_sequences)]
+    return BeamSearchOutput(sequences=pad_hypotheses([tokens for _, tokens in best], fill),
+                            sequences_scores=torch.tensor([score for score, _ in best]),
+                            candidates=candidates_offered)
+
+
+def rerank(candidates: list[tuple[list[int], float, int]], alpha: float, form: str) -> list[tuple[list[int], float]]:
+    """Finished hypotheses sorted by summed log-prob / penalty(length), best first: (tokens, score)."""
+    scored = [(tokens, log_prob / length_penalty_value(length, alpha, form)) for tokens, log_prob, length in candidates]
+    return sorted(scored, key=lambda item: -item[1])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# constrained beam search
+
+# A constraint is a list of alternatives, each a token-id sequence: [[a, b]] forces the phrase "a b",
+# [[x], [y, z]] forces "x" or "y z" (a disjunctive constraint).
+Constraint = list[list[int]]
+
+
+def constraints_from_words(tokenizer, words: list) -> list[Constraint]:
+    """Each item a word or phrase (str) or a list of alternatives (list[str]) -> token-id constraints.
+
+    Words are tokenized as they appear inside a sentence (a leading space; no special tokens).
+    """
+    constraints = []
+    for item in words:
+        alternatives = [item] if isinstance(item, str) else list(item)
+        if not alternatives:
+            raise ValueError("an empty list of alternatives can never be satisfied")
+        encoded = [tokenizer(" " + text.strip(), add_special_tokens=False)["input_ids"] for text in alternatives]
+        encoded = [[t for t in ids if t not in tokenizer.all_special_ids] for ids in encoded]
+        if any(not ids for ids in encoded):
+            raise ValueError(f"a forced word tokenizes to nothing: {alternatives!r}")
+        constraints.append(encoded)
+    return constraints
+
+
+def contains_sequence(tokens: list[int], phrase: list[int]) -> bool:
+    n = len(phrase)
+    return any(tokens[i:i + n] == phrase for i in range(len(tokens) - n + 1))
+
+
+def satisfies(tokens: list[int], constraints: list[Constraint]) -> bool:
+    """Every constraint has at least one alternative that occurs as a contiguous run of `tokens`."""
+    return all(any(contains_sequence(tokens, alternative) for alternative in c) for c in constraints)
+
+
+@dataclass(frozen=True)
+class ConstraintState:
+    """Per constraint: satisfied already, or the tokens of a partial match at the end of the hypothesis."""
+    done: tuple[bool, ...]
+    partial: tuple[tuple[int, ...], ...]
+
+    @classmethod
+    def start(cls, constraints: list[Constraint]) -> "ConstraintState":
+        return cls(tuple(False for _ in constraints), tuple(() for _ in constraints))
+
+    def advance(self, token: int, constraints: list[Constraint]) -> "ConstraintState":
+        done, partial = list(self.done), list(self.partial)
+        for i, alternatives in enumerate(constraints):
+            if done[i]:
+                continue
+            matched = self.partial[i] + (token,)
+            if not any(tuple(a[:len(matched)]) == matched for a in alternatives):
+                matched = (token,)  # a broken phrase may restart at this very token
+                if not any(a[0] == token for a in alternatives):
+                    matched = ()
+            done[i] = any(tuple(a) == matched for a in alternatives)
+            partial[i] = () if done[i] else matched
+        return ConstraintState(tuple(done), tuple(partial))
+
+    def progress(self, constraints: list[Constraint]) -> int:
+        """Constraint tokens already placed: the "bank" of the hypothesis."""
+        return sum(max(len(a) for a in c) if d else len(p) for c, d, p in zip(constraints, self.done, self.partial,
+                                                                               strict=True))
+
+    def complete(self) -> bool:
+        return all(self.done)
+
+    def next_tokens(self, constraints: list[Constraint]) -> set[int]:
+        """Tokens that make progress: the continuation of a started phrase, or the start of an open one."""
+        tokens = set()
+        for alternatives, done, partial in zip(constraints, self.done, self.partial, strict=True):
+            if done:
+                continue
+            for a in alternatives:
+                if partial and tuple(a[:len(partial)]) == partial and len(a) > len(partial):
+                    tokens.add(a[len(partial)])
+                elif not partial:
+                    tokens.add(a[0])
+        return tokens
+
+
+def allocate_by_bank(candidates: list[tuple[float, int, int, ConstraintState, int]], num_beams: int) -> list:
+    """Next beams from (score, row, token, state, bank) candidates: take the best of each bank in turn,
+    the most advanced bank first, so that beams which placed constraint tokens survive lower scores."""
+    banks: dict[int, list] = {}
+    for candidate in sorted(candidates, key=lambda c: -c[0]):
+        banks.setdefault(candidate[4], []).append(candidate)
+    order = sorted(banks, reverse=True)
+    chosen = []
+    while len(chosen) < num_beams and any(banks[b] for b in order):
+        for bank in order:
+            if banks[bank] and len(chosen) < num_beams:
+                chosen.append(banks[bank].pop(0))
+    return chosen
+
+
+@dataclass
+class ConstrainedOutput:
+    sequences: torch.Tensor  # (B, L), padded with pad
+    scores: list[float]  # penalized score of each returned hypothesis
+    satisfied: list[bool]  # whether each returned hypothesis contains every constraint
+
+
+@torch.no_grad()
+def constrained_beam_search(model, input_ids, attention_mask=None, constraints: list[Constraint] | None = None,
+                            num_beams: int = 4, max_new_tokens: int = 20, length_penalty: float = 1.0,
+                            length_penalty_form: str = "hf", use_cache: bool | None = None,
+                            **special) -> ConstrainedOutput:
+    """Beam search whose outputs contain every constraint (when the length limit allows it).
+
+    Per input: candidates are the 2 * num_beams best extensions plus, for every beam, the tokens that
+    advance a constraint; <eos> is only allowed once all constraints are met; next beams are taken
+    from the banks of constraint progress in turn (Post & Vilar 2018's dynamic beam allocation, simplified).
+    """
+    constraints = constraints or []
+    if any(not alternatives or any(not a for a in alternatives) for alternatives in constraints):
+        raise ValueError("every constraint needs at least one non-empty alternative")
+    ids = special_token_ids(model, **special)
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    results = [_constrained_one(model, input_ids[b:b + 1], attention_mask[b:b + 1], constraints, num_beams,
+                                max_new_tokens, length_penalty, length_penalty_form, use_cache, ids)
+               for b in range(input_ids.shape[0])]
+    return ConstrainedOutput(sequences=pad_hypotheses([tokens for tokens, _ in results], ids.pad_token_id),
+                             scores=[score for _, score in results],
+                             satisfied=[satisfies(tokens, constraints) for tokens, _ in results])
+
+
+def _constrained_one(model, input_ids, attention_mask, constraints, num_beams, max_new_tokens, length_penalty,
+                     form, use_cache, ids) -> tuple[list[int], float]:
+    """One input: returns (tokens, penalized score) of the best complete hypothesis (or best running one)."""
+    step_model = StepModel(model, input_ids, attention_mask, use_cache)
+    prefix = initial_prefix(input_ids, ids)[0].tolist()
+    beams = [(0.0, prefix, ConstraintState.start(constraints))]
+    finished = FinishedPool(num_beams)
+    for step in range(max_new_tokens):
+        log_probs = F.log_softmax(step_model.next_logits(torch.tensor([t for _, t, _ in beams])), dim=-1)
+        for row, (_, _, state) in enumerate(beams):
+            if not state.complete():
+                log_probs[row, ids.eos_token_id] = -math.inf
+        totals = torch.tensor([s for s, _, _ in beams])[:, None] + log_probs  # (N, V)
+        vocab_size = totals.shape[-1]
+        proposals = {(int(i) // vocab_size, int(i) % vocab_size) for i in totals.flatten().topk(2 * num_beams).indices}
+        for row, (_, _, state) in enumerate(beams):  # every beam keeps a way forward: its best token, the
+            proposals.add((row, int(totals[row].argmax())))  # tokens that advance a constraint, and <eos> once done
+            proposals |= {(row, t) for t in state.next_tokens(constraints)}
+            if state.complete():
+                proposals.add((row, ids.eos_token_id))
+        candidates = []
+        penalty = length_penalty_value(step + 1, length_penalty, form)
+        for row, token in sorted(proposals):
+            score = float(totals[row, token])
+            if score == -math.inf:
+                continue
+            state = beams[row][2].advance(token, constraints)
+            tokens = beams[row][1] + [token]
+            if token == ids.eos_token_id or (step == max_new_tokens - 1 and state.complete()):
+                finished.add(score / penalty, tokens)
+            else:
+                candidates.append((score, row, token, state, state.progress(constraints)))
+        chosen = allocate_by_bank(candidates, num_beams)
+        best_running = max((c[0] for c in chosen), default=-math.inf)
+        if not chosen or step == max_new_tokens - 1 or not beam_can_improve(finished, best_running, step + 1,
+                                                                           length_penalty, form):
+            break
+        step_model.reorder(torch.tensor([row for _, row, _, _, _ in chosen]))
+        beams = [(score, beams[row][1] + [token], state) for score, row, token, state, _ in chosen]
+    if finished.hypotheses:
+        score, tokens = finished.hypotheses[0]
+        return tokens, score
+    score, tokens, _ = max(beams, key=lambda b: b[0])  # nothing complete: the best running hypothesis
+    return tokens, score / length_penalty_value(len(tokens) - len(prefix), length_penalty, form)
