@@ -1,6 +1,7 @@
 """Teacher forcing by hand, in plain PyTorch, mirroring what Hugging Face does inside its models.
 
 - `shift_right`          ~ T5's `_shift_right`, Marian's and BART's `shift_tokens_right`
+- `is_shifted_right`     - the check that catches shifting twice, or not at all
 - `causal_mask`          ~ the lower-triangular pattern of `transformers.masking_utils.causal_mask_function`
 - `padding_mask`         ~ a tokenizer's `attention_mask`
 - `decoder_attention_mask_from_labels` ~ the padding mask of the shifted decoder input
@@ -28,6 +29,14 @@ def shift_right(labels: torch.Tensor, decoder_start_token_id: int, pad_token_id:
     decoder_input_ids = labels.new_full(labels.shape, decoder_start_token_id)
     decoder_input_ids[:, 1:] = labels[:, :-1]
     return decoder_input_ids.masked_fill(decoder_input_ids == IGNORE_INDEX, pad_token_id)
+
+
+def is_shifted_right(decoder_input_ids: torch.Tensor, labels: torch.Tensor, decoder_start_token_id: int,
+                     pad_token_id: int) -> bool:
+    """True when `decoder_input_ids == shift_right(labels, ...)`: catches shifting twice or not at all."""
+    if decoder_input_ids.shape != labels.shape:
+        return False
+    return torch.equal(decoder_input_ids, shift_right(labels, decoder_start_token_id, pad_token_id))
 
 
 def causal_mask(length: int, device: torch.device | str | None = None) -> torch.Tensor:
