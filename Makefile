@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 KERNEL := tinfer
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 
-.PHONY: help venv run smoke test lint bench slides clean
+.PHONY: help venv run smoke test lint bench slides sweep clean
 
 help: ## list the verbs
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -22,8 +22,16 @@ $(STAMP): requirements.txt pyproject.toml
 
 venv: $(STAMP) ## create .venv and install the pinned requirements (when missing or stale)
 
-run: $(STAMP) ## execute every notebook with default parameters, render reports/
+run: $(STAMP) ## execute every notebook with default parameters, render reports/ (HTML, slides, index)
 	$(OFFLINE) $(PY) -m utils.run --kernel $(KERNEL)
+	$(PY) -m utils.render slides
+	$(PY) -m utils.render index
+
+slides: $(STAMP) ## build the lab-meeting deck reports/slides/ from the executed findings notebook
+	$(PY) -m utils.render slides
+
+bench: $(STAMP) ## hand-written vs HF: greedy tokens/s and training step time -> reports/bench.json
+	$(OFFLINE) $(PY) -m utils.bench
 
 smoke: $(STAMP) ## execute every notebook with smoke parameters into build/smoke/
 	$(OFFLINE) $(PY) -m utils.run --smoke --kernel $(KERNEL) --out build/smoke
