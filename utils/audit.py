@@ -14,10 +14,14 @@ the diagonal (s > t) for a decoder that is safe to train with one teacher-forced
 The model must be deterministic (call `model.eval()` so dropout is off); the audit checks this first.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
+
+from utils.teacher_forcing import causal_mask
+from utils.tinfer import TinferModel
 
 LogitsFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -156,15 +160,42 @@ def gradient_leakage(
 # --- adapters: a model -> the callable the audit needs -------------------------------------------------------
 
 
+def _encoder_states(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None):
+    """Run the encoder once (no grad): TinferModel hidden states, or an HF model's `encoder_outputs`."""
+    with torch.no_grad():
+        if isinstance(model, TinferModel):
+            return model.encode(input_ids, attention_mask)
+        return model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)
+
+
+def _seq2seq_call(model, input_ids, attention_mask, encoder_states, decoder_kwargs) -> torch.Tensor:
+    """Decoder logits with the encoder either re-run (`encoder_states` None) or reused."""
+    if encoder_states is None:
+        return model(input_ids=input_ids, attention_mask=attention_mask, **decoder_kwargs).logits
+    if isinstance(model, TinferModel):
+        unknown = set(decoder_kwargs) - {"decoder_input_ids", "decoder_attention_mask", "decoder_inputs_embeds"}
+        if unknown:
+            raise TypeError(f"TinferModel.decode does not take {sorted(unknown)}")
+        logits, _ = model.decode(decoder_kwargs.get("decoder_input_ids"), encoder_states, attention_mask,
+                                 decoder_kwargs.get("decoder_attention_mask"),
+                                 decoder_kwargs.get("decoder_inputs_embeds"))
+        return logits
+    return model(encoder_outputs=encoder_states, attention_mask=attention_mask, **decoder_kwargs).logits
+
+
 def seq2seq_logits_fn(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                      **decoder_kwargs) -> LogitsFn:
+                      reuse_encoder: bool = True, **decoder_kwargs) -> LogitsFn:
     """decoder_input_ids -> logits for an HF seq2seq model or a TinferModel, with the encoder inputs fixed.
 
-    Extra keyword arguments (e.g. `decoder_attention_mask`) are passed on every call.
+    Same logits as `model(input_ids=..., attention_mask=..., decoder_input_ids=...).logits`; with `reuse_encoder`
+    the encoder runs once, when the function is made (the audit only perturbs decoder inputs). Extra keyword
+    arguments (e.g. `decoder_attention_mask`) are passed on every call.
     """
+    encoder_states = _encoder_states(model, input_ids, attention_mask) if reuse_encoder else None
+
     def logits_fn(decoder_input_ids: torch.Tensor) -> torch.Tensor:
-        return model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
-                     **decoder_kwargs).logits
+        return _seq2seq_call(model, input_ids, attention_mask, encoder_states,
+                             {"decoder_input_ids": decoder_input_ids, **decoder_kwargs})
     return logits_fn
 
 
@@ -176,11 +207,13 @@ def decoder_only_logits_fn(model, **kwargs) -> LogitsFn:
 
 
 def seq2seq_embeds_logits_fn(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                             **decoder_kwargs) -> LogitsFn:
+                             reuse_encoder: bool = True, **decoder_kwargs) -> LogitsFn:
     """decoder_inputs_embeds -> logits for an HF seq2seq model or a TinferModel (for `gradient_leakage`)."""
+    encoder_states = _encoder_states(model, input_ids, attention_mask) if reuse_encoder else None
+
     def logits_fn(decoder_inputs_embeds: torch.Tensor) -> torch.Tensor:
-        return model(input_ids=input_ids, attention_mask=attention_mask, decoder_inputs_embeds=decoder_inputs_embeds,
-                     **decoder_kwargs).logits
+        return _seq2seq_call(model, input_ids, attention_mask, encoder_states,
+                             {"decoder_inputs_embeds": decoder_inputs_embeds, **decoder_kwargs})
     return logits_fn
 
 
@@ -201,6 +234,125 @@ def decoder_input_embeddings(model, decoder_input_ids: torch.Tensor) -> torch.Te
     decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
     embedding = decoder.get_input_embeddings() if decoder is not None else model.get_input_embeddings()
     return embedding(decoder_input_ids).detach()
+
+
+# --- the mask a decoder actually applies -----------------------------------------------------------------------
+
+BLOCKED_BELOW = -1e4  # an additive mask entry below this blocks attention (HF uses finfo.min, others -1e9 or -inf)
+
+
+def decoder_self_attention_modules(model) -> list[tuple[str, torch.nn.Module]]:
+    """The decoder self-attention modules of a TinferModel or an HF encoder-decoder (T5, Marian, BART, ...)."""
+    if isinstance(model, TinferModel):
+        return [(f"decoder_layers.{i}.self_attn", layer.self_attn) for i, layer in enumerate(model.decoder_layers)]
+    decoder = model.get_decoder()
+    modules = [(name, module) for name, module in decoder.named_modules()
+               if name.split(".")[-1] in ("SelfAttention", "self_attn")]
+    if not modules:
+        raise ValueError(f"found no decoder self-attention module in {type(model).__name__}")
+    return modules
+
+
+@contextmanager
+def capture_self_attention_masks(model) -> Iterator[list[dict]]:
+    """Record what each decoder self-attention module receives as its mask, during the `with` block.
+
+    Yields a list that fills with one dict per module call: `module` (name), `mask` (the tensor the module got,
+    or None), `is_causal` (the module's flag that SDPA uses when the mask is None) and `query_length`.
+    For TinferModel the recorded mask is its boolean `allowed` tensor.
+    """
+    records: list[dict] = []
+
+    def hook(name, module, args, kwargs):
+        if "mask" in kwargs:  # T5Attention
+            mask = kwargs["mask"]
+        elif "attention_mask" in kwargs:  # Marian / BART attention
+            mask = kwargs["attention_mask"]
+        else:  # TinferModel: (query_states, key_value_states, allowed)
+            mask = args[2] if len(args) > 2 else kwargs.get("allowed")
+        hidden_states = args[0] if args else kwargs["hidden_states"]
+        records.append({"module": name, "mask": None if mask is None else mask.detach().clone(),
+                        "is_causal": getattr(module, "is_causal", None), "query_length": hidden_states.shape[1]})
+
+    handles = [module.register_forward_pre_hook(lambda m, a, k, name=name: hook(name, m, a, k), with_kwargs=True)
+               for name, module in decoder_self_attention_modules(model)]
+    try:
+        yield records
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def allowed_from_attention_mask(mask: torch.Tensor | None, is_causal: bool | None, query_length: int,
+                                key_length: int | None = None) -> torch.Tensor:
+    """A captured mask -> boolean (B or 1, 1, T_query, T_key), True where attention is allowed.
+
+    bool masks are already "True = allowed" (SDPA convention); float masks are additive (0 allowed, very negative
+    blocked); `None` means no mask tensor, and then SDPA's `is_causal` flag decides (causal when query_length > 1).
+    """
+    key_length = query_length if key_length is None else key_length
+    if mask is None:
+        allowed = torch.ones(1, 1, query_length, key_length, dtype=torch.bool)
+        if is_causal and query_length > 1:
+            if query_length != key_length:
+                raise ValueError("is_causal with query_length != key_length is not a square causal pattern")
+            allowed = allowed & causal_mask(query_length)
+        return allowed
+    if mask.dim() != 4:
+        raise ValueError(f"expected a 4-D mask (B, 1, T_query, T_key), got shape {tuple(mask.shape)}")
+    if mask.dtype == torch.bool:
+        return mask.cpu()
+    blocked = mask < BLOCKED_BELOW
+    if not bool((blocked | (mask == 0)).all()):
+        raise ValueError("additive mask has entries that are neither 0 nor strongly negative (a bias, not a mask)")
+    return (~blocked).cpu()
+
+
+# --- one pass, step by step, KV cache -------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def step_by_step_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                        decoder_input_ids: torch.Tensor,
+                        decoder_attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Logits of a loop over prefixes 1..T without cache: row t comes from a call on decoder_input_ids[:, :t+1].
+
+    This is what greedy decoding computes at test time (given the same prefix). Returns (B, T, V).
+    """
+    steps = []
+    for end in range(1, decoder_input_ids.shape[1] + 1):
+        prefix_mask = None if decoder_attention_mask is None else decoder_attention_mask[:, :end]
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids[:, :end],
+                       decoder_attention_mask=prefix_mask).logits
+        steps.append(logits[:, -1])
+    return torch.stack(steps, dim=1)  # (B, T, V)
+
+
+@torch.no_grad()
+def kv_cache_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                    decoder_input_ids: torch.Tensor,
+                    decoder_attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Incremental decoding of an HF seq2seq model: encode once, then feed one decoder token per call with the
+    key/value cache (`use_cache=True`), as `generate` does. Returns (B, T, V)."""
+    if isinstance(model, TinferModel):
+        raise ValueError("TinferModel has no key/value cache; use step_by_step_logits")
+    encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)
+    cache, steps = None, []
+    for position in range(decoder_input_ids.shape[1]):
+        seen_mask = None if decoder_attention_mask is None else decoder_attention_mask[:, : position + 1]
+        outputs = model(encoder_outputs=encoder_outputs, attention_mask=attention_mask,
+                        decoder_input_ids=decoder_input_ids[:, position : position + 1],
+                        decoder_attention_mask=seen_mask, cache=cache, use_cache=True)
+        cache = outputs.cache
+        steps.append(outputs.logits[:, -1])
+    return torch.stack(steps, dim=1)  # (B, T, V)
+
+
+def max_abs_diff_per_position(logits: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    """max over batch and vocab of |logits - other|: (B, T, V), (B, T, V) -> (T,)."""
+    if logits.shape != other.shape:
+        raise ValueError(f"shapes differ: {tuple(logits.shape)} vs {tuple(other.shape)}")
+    return (logits.detach().double() - other.detach().double()).abs().amax(dim=(0, 2)).cpu()
 
 
 # --- plotting ------------------------------------------------------------------------------------------------
@@ -229,4 +381,15 @@ def plot_sensitivity(report: LeakageReport, ax, title: str | None = None, floor:
     ax.set_title(f"{title + ': ' if title else ''}{verdict} (max future {report.max_future_sensitivity:.1e})",
                  fontsize=9)
     ax.legend(loc="lower left", fontsize=7)
+    return image
+
+
+def plot_allowed(allowed: torch.Tensor, ax, title: str):
+    """A (T_query, T_key) boolean mask as a black/white grid: white = may attend, black = blocked."""
+    if allowed.dim() != 2:
+        raise ValueError(f"plot one (T_query, T_key) mask at a time, got shape {tuple(allowed.shape)}")
+    image = ax.imshow(allowed.int().numpy(), cmap="gray", vmin=0, vmax=1)
+    ax.set_xlabel("key position (attended to)")
+    ax.set_ylabel("query position")
+    ax.set_title(title, fontsize=9)
     return image
