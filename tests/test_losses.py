@@ -17,7 +17,7 @@ from utils.losses import (
     kl_to_targets,
     micro_batch_scale,
     model_loss_gradient,
-    pick_varied_lengths,
+    pick_spread,
     relative_change,
     seq2seq_collator,
     smoothed_targets,
@@ -229,15 +229,16 @@ def pad_batch(features):
 # ---------------------------------------------------------------- picking lengths, collating
 
 
-def test_pick_varied_lengths_spans_the_range():
+def test_pick_spread_spans_the_range():
     features = _features([4, 2, 9, 3, 7, 5, 6])
-    picked = pick_varied_lengths(features, 3)
-    assert [len(f["labels"]) for f in picked] == [2, 5, 9]
-    assert [len(f["labels"]) for f in pick_varied_lengths(features, 7)] == [2, 3, 4, 5, 6, 7, 9]
-    assert [len(f["labels"]) for f in pick_varied_lengths(features, 1)] == [9]
+    length = lambda feature: len(feature["labels"])  # noqa: E731
+    assert [length(f) for f in pick_spread(features, 3, length)] == [2, 5, 9]
+    assert [length(f) for f in pick_spread(features, 7, length)] == [2, 3, 4, 5, 6, 7, 9]
+    assert [length(f) for f in pick_spread(features, 1, length)] == [9]
+    assert pick_spread(["ccc", "a", "bb"], 2, len) == ["a", "ccc"]
     for n in (0, 8):
         with pytest.raises(ValueError, match="n must be"):
-            pick_varied_lengths(features, n)
+            pick_spread(features, n, length)
 
 
 def test_seq2seq_collator_adds_shifted_decoder_inputs():

@@ -127,14 +127,14 @@ def step_by_step_losses(model: torch.nn.Module, input_ids: torch.Tensor, attenti
     return losses
 
 
-def pick_varied_lengths(features: list[dict[str, list[int]]], n: int) -> list[dict[str, list[int]]]:
-    """`n` features spanning the range of target lengths (shortest, longest and evenly in between)."""
-    if not 1 <= n <= len(features):
-        raise ValueError(f"n must be in [1, {len(features)}], got {n}")
-    by_length = sorted(features, key=lambda feature: len(feature["labels"]))
+def pick_spread(items: list, n: int, key) -> list:
+    """`n` items spanning the range of `key(item)`: the smallest, the largest and evenly in between (sorted)."""
+    if not 1 <= n <= len(items):
+        raise ValueError(f"n must be in [1, {len(items)}], got {n}")
+    ordered = sorted(items, key=key)
     if n == 1:
-        return [by_length[-1]]
-    return [by_length[round(i * (len(by_length) - 1) / (n - 1))] for i in range(n)]
+        return [ordered[-1]]
+    return [ordered[round(i * (len(ordered) - 1) / (n - 1))] for i in range(n)]
 
 
 # ---------------------------------------------------------------- gradient accumulation
