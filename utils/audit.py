@@ -358,12 +358,16 @@ def max_abs_diff_per_position(logits: torch.Tensor, other: torch.Tensor) -> torc
 # --- plotting ------------------------------------------------------------------------------------------------
 
 
-def plot_sensitivity(report: LeakageReport, ax, title: str | None = None, floor: float = 1e-12):
-    """Heatmap of log10(sensitivity) with the future region (s > t) outlined; returns the image for a colorbar."""
+def plot_sensitivity(report: LeakageReport, ax, title: str | None = None, floor: float = 1e-12,
+                     vmax: float | None = None):
+    """Heatmap of log10(sensitivity) with the future region (s > t) outlined; returns the image for a colorbar.
+
+    Zero sensitivity is drawn at log10(floor); pass the same `vmax` (log10 units) to panels that share a colorbar.
+    """
     values = report.sensitivity.clamp_min(floor).log10().numpy()
     length = values.shape[0]
-    image = ax.imshow(values, cmap="magma", vmin=float(torch.log10(torch.tensor(floor))),
-                      vmax=max(float(values.max()), 0.0), origin="upper")
+    vmax = max(float(values.max()), 0.0) if vmax is None else vmax
+    image = ax.imshow(values, cmap="magma", vmin=float(torch.log10(torch.tensor(floor))), vmax=vmax, origin="upper")
     # staircase along the diagonal: everything above/right of it is the future (s > t)
     xs, ys = [-0.5], [-0.5]
     for t in range(length):
