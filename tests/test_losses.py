@@ -300,6 +300,18 @@ def test_accumulated_gradient_token_weighted_equals_full_batch():
         accumulated_gradient(model, micro, "median")
 
 
+def test_model_loss_gradient_with_label_smoothing():
+    model = _tiny_t5()
+    batch = pad_batch(_features([2, 6]))
+    logits = model(**batch).logits
+    loss = F.cross_entropy(logits.reshape(-1, VOCAB), batch["labels"].reshape(-1), label_smoothing=0.2)
+    expected = torch.autograd.grad(loss, list(model.parameters()), allow_unused=True)
+    expected = torch.cat([(g if g is not None else torch.zeros_like(p)).flatten()
+                          for g, p in zip(expected, model.parameters(), strict=True)])
+    torch.testing.assert_close(model_loss_gradient(model, batch, label_smoothing=0.2), expected)
+    assert relative_change(model_loss_gradient(model, batch), expected) > 1e-3
+
+
 def test_flat_gradient_and_parameters():
     model = torch.nn.Linear(2, 3)
     assert flat_gradient(model).shape == (9,) and not flat_gradient(model).any()
@@ -341,5 +353,10 @@ def test_trainer_sgd_update_single_step_is_minus_lr_times_gradient():
     fixed = trainer_sgd_update(_tiny_t5(), features, gradient_accumulation_steps=2, lr=0.5,
                                compute_loss_func=token_mean_compute_loss)
     torch.testing.assert_close(fixed, reference, atol=1e-6, rtol=1e-4)
+    smoothed_reference = -0.5 * model_loss_gradient(_tiny_t5(), pad_batch(features), label_smoothing=0.1)
+    assert relative_change(smoothed_reference, reference) > 1e-3
+    smoothed = trainer_sgd_update(_tiny_t5(), features, gradient_accumulation_steps=2, lr=0.5,
+                                  label_smoothing_factor=0.1)
+    torch.testing.assert_close(smoothed, smoothed_reference, atol=1e-6, rtol=1e-4)
     with pytest.raises(ValueError, match="divide"):
         trainer_sgd_update(_tiny_t5(), features, gradient_accumulation_steps=3)

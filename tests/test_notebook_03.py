@@ -16,7 +16,7 @@ CLAIMS = [
     "mean_of_micro_means_differs_from_token_mean",
     "trainer_ga1_matches_full_batch",
     "trainer_compute_loss_func_matches_full_batch",
-    "trainer_label_smoothing_accumulation_matches_ga1",
+    "trainer_label_smoothing_accumulation_matches_full_batch",
 ]
 
 

@@ -176,10 +176,15 @@ def flat_parameters(model: torch.nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().flatten() for p in model.parameters()]).clone()
 
 
-def model_loss_gradient(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The gradient of the model's own `model(**batch).loss`, as one vector (grads are cleared afterwards)."""
+def model_loss_gradient(model: torch.nn.Module, batch: dict[str, torch.Tensor],
+                        label_smoothing: float = 0.0) -> torch.Tensor:
+    """The gradient of the model's own `model(**batch).loss` as one vector (grads are cleared afterwards);
+    with `label_smoothing` > 0, of the label-smoothed token mean of its logits instead."""
     model.zero_grad(set_to_none=True)
-    model(**batch).loss.backward()
+    output = model(**batch)
+    loss = output.loss if not label_smoothing else \
+        masked_cross_entropy(output.logits, batch["labels"], label_smoothing=label_smoothing)
+    loss.backward()
     gradient = flat_gradient(model)
     model.zero_grad(set_to_none=True)
     return gradient
