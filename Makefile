@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 KERNEL := tinfer
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
+# tiny models: one CPU thread is fastest and keeps numbers identical across machines (override from outside)
+export OMP_NUM_THREADS ?= 1
 
 .PHONY: help venv run smoke test lint bench slides sweep clean
 

@@ -171,6 +171,8 @@ def kernel_environment(out_dir: Path, staging: Path) -> Iterator[None]:
     os.environ["TINFER_FIGURES_DIR"] = str(staging / "figures")
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), saved.get("PYTHONPATH")]))
     os.environ.pop("MPLBACKEND", None)  # ipykernel then uses its inline backend
+    # tiny models run fastest, and bit-for-bit the same everywhere, on one CPU thread; set it to override
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     try:
         yield
     finally:
