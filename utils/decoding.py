@@ -15,8 +15,10 @@ Outputs are shaped like `generate()`'s: (B, L) token ids that begin with the dec
 prompt for a decoder-only model), padded with pad after <eos>. Call `model.eval()` first, as for generate.
 """
 
+import json
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -289,9 +291,10 @@ def beam_search(model, input_ids, attention_mask=None, num_beams: int = 4, max_n
     ids = special_token_ids(model, **special)
     batch_size = input_ids.shape[0]
     step_model = StepModel(model, input_ids, attention_mask, use_cache)
-    step_model.reorder(torch.arange(batch_size).repeat_interleave(num_beams))  # each input once per beam
+    device = input_ids.device
+    step_model.reorder(torch.arange(batch_size, device=device).repeat_interleave(num_beams))  # each input K times
     running = initial_prefix(input_ids, ids).repeat_interleave(num_beams, dim=0)  # (B * K, T)
-    running_scores = torch.zeros(batch_size, num_beams)
+    running_scores = torch.zeros(batch_size, num_beams, device=device)
     running_scores[:, 1:] = NEG_INF  # all beams start equal: only the first may expand at step 1
     pools = [FinishedPool(num_beams) for _ in range(batch_size)]
     candidates_offered: list[list[tuple[list[int], float, int]]] = [[] for _ in range(batch_size)]
@@ -305,7 +308,7 @@ def beam_search(model, input_ids, attention_mask=None, num_beams: int = 4, max_n
         totals = (log_probs.view(batch_size, num_beams, vocab_size) + running_scores[:, :, None])
         top_scores, top_index = totals.view(batch_size, -1).topk(2 * num_beams, dim=-1)  # (B, 2K)
         source_beam, token = top_index // vocab_size, top_index % vocab_size
-        source_row = source_beam + torch.arange(batch_size)[:, None] * num_beams  # (B, 2K) rows of `running`
+        source_row = source_beam + torch.arange(batch_size, device=device)[:, None] * num_beams  # (B, 2K) rows
         extended = torch.cat([running[source_row.flatten()], token.flatten()[:, None]], dim=-1)
         extended = extended.view(batch_size, 2 * num_beams, -1)  # (B, 2K, T + 1)
         generated_length = step + 1
@@ -337,7 +340,7 @@ def beam_search(model, input_ids, attention_mask=None, num_beams: int = 4, max_n
 
     fill = ids.pad_token_id if fill_value is None else fill_value
     best = [pool.hypotheses[r] for pool in pools for r in range(num_return_sequences)]
-    return BeamSearchOutput(sequences=pad_hypotheses([tokens for _, tokens in best], fill),
+    return BeamSearchOutput(sequences=pad_hypotheses([tokens for _, tokens in best], fill).to(device),
                             sequences_scores=torch.tensor([score for score, _ in best]),
                             candidates=candidates_offered)
 
@@ -472,7 +475,8 @@ def constrained_beam_search(model, input_ids, attention_mask=None, constraints: 
     results = [_constrained_one(model, input_ids[b:b + 1], attention_mask[b:b + 1], constraints, num_beams,
                                 max_new_tokens, length_penalty, length_penalty_form, use_cache, ids)
                for b in range(input_ids.shape[0])]
-    return ConstrainedOutput(sequences=pad_hypotheses([tokens for tokens, _ in results], ids.pad_token_id),
+    return ConstrainedOutput(sequences=pad_hypotheses([tokens for tokens, _ in results], ids.pad_token_id).to(
+                                 input_ids.device),
                              scores=[score for _, score in results],
                              satisfied=[satisfies(tokens, constraints) for tokens, _ in results])
 
@@ -485,11 +489,12 @@ def _constrained_one(model, input_ids, attention_mask, constraints, num_beams, m
     beams = [(0.0, prefix, ConstraintState.start(constraints))]
     finished = FinishedPool(num_beams)
     for step in range(max_new_tokens):
-        log_probs = F.log_softmax(step_model.next_logits(torch.tensor([t for _, t, _ in beams])), dim=-1)
+        prefixes = torch.tensor([t for _, t, _ in beams], device=input_ids.device)
+        log_probs = F.log_softmax(step_model.next_logits(prefixes), dim=-1)
         for row, (_, _, state) in enumerate(beams):
             if not state.complete():
                 log_probs[row, ids.eos_token_id] = -math.inf
-        totals = torch.tensor([s for s, _, _ in beams])[:, None] + log_probs  # (N, V)
+        totals = torch.tensor([s for s, _, _ in beams], device=input_ids.device)[:, None] + log_probs  # (N, V)
         vocab_size = totals.shape[-1]
         proposals = {(int(i) // vocab_size, int(i) % vocab_size) for i in totals.flatten().topk(2 * num_beams).indices}
         for row, (_, _, state) in enumerate(beams):  # every beam keeps a way forward: its best token, the
@@ -514,10 +519,59 @@ def _constrained_one(model, input_ids, attention_mask, constraints, num_beams, m
         if not chosen or step == max_new_tokens - 1 or not beam_can_improve(finished, best_running, step + 1,
                                                                            length_penalty, form):
             break
-        step_model.reorder(torch.tensor([row for _, row, _, _, _ in chosen]))
+        step_model.reorder(torch.tensor([row for _, row, _, _, _ in chosen], device=input_ids.device))
         beams = [(score, beams[row][1] + [token], state) for score, row, token, state, _ in chosen]
     if finished.hypotheses:
         score, tokens = finished.hypotheses[0]
         return tokens, score
     score, tokens, _ = max(beams, key=lambda b: b[0])  # nothing complete: the best running hypothesis
     return tokens, score / length_penalty_value(len(tokens) - len(prefix), length_penalty, form)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# measuring what decoding does
+
+
+def first_decoder_layer(model) -> torch.nn.Module:
+    """The first decoder block of a TinferModel, T5, GPT-2, or a BART-like model (Marian, BART)."""
+    if isinstance(model, TinferModel):
+        return model.decoder_layers[0]
+    if hasattr(model, "transformer") and hasattr(model.transformer, "h"):  # GPT-2
+        return model.transformer.h[0]
+    decoder = model.get_decoder()
+    return decoder.block[0] if hasattr(decoder, "block") else decoder.layers[0]
+
+
+class DecoderPositionCounter:
+    """Counts the positions (per row) that enter the decoder: `with DecoderPositionCounter(model) as c: ...`.
+
+    With a KV cache each step feeds one new position; without, the whole prefix is recomputed.
+    """
+
+    def __init__(self, model):
+        self.layer = first_decoder_layer(model)
+        self.positions, self.calls = 0, 0
+
+    def _count(self, module, args, kwargs):
+        hidden_states = args[0] if args else kwargs["hidden_states"]
+        self.positions += hidden_states.shape[1]  # (B, T_new, d_model)
+        self.calls += 1
+
+    def __enter__(self):
+        self.handle = self.layer.register_forward_pre_hook(self._count, with_kwargs=True)
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.remove()
+
+
+def reload_with_config_entries(model, entries: dict, folder) -> torch.nn.Module:
+    """Save `model` to `folder` as an old checkpoint would look: `entries` (e.g. num_beams) written into
+    config.json and no generation_config.json; then load it back with `from_pretrained`."""
+    folder = Path(folder)
+    model.save_pretrained(folder)
+    config_path = folder / "config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config_path.write_text(json.dumps({**config, **entries}, indent=2), encoding="utf-8")
+    (folder / "generation_config.json").unlink(missing_ok=True)
+    return type(model).from_pretrained(folder).eval()
