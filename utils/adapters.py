@@ -1,0 +1,307 @@
+"""The model interface `utils.audit_model` audits, and adapters that give HF and nn.Transformer models that interface.
+
+An *auditable model* is any object with
+
+    vocab_size, pad_token_id, decoder_start_token_id, eos_token_id          ints
+    forward(input_ids, decoder_input_ids, attention_mask=None, decoder_attention_mask=None) -> logits (B, T, V)
+
+and, optionally, any of these (each one switches on one more check):
+
+    decoder_input_ids_from_labels(labels) -> decoder_input_ids (B, T)   how your training code builds decoder inputs
+    loss(input_ids, labels, attention_mask=None) -> scalar tensor       your training loss; labels padded with -100
+    generate(input_ids, attention_mask=None, max_new_tokens=20) -> ids  your greedy test-time loop: (B, L) ids that
+                                                                        begin with the start token, pad after <eos>
+
+Conventions: batch first; masks are 1/True for a real token and 0/False for padding; `forward` is one
+teacher-forced pass, computed the way your training code computes it (same masks).
+
+Adapters for models that are not written to this interface:
+
+    Seq2SeqLMAdapter(model)             any HF encoder-decoder (AutoModelForSeq2SeqLM: T5, Marian, BART, ...) or
+    Seq2SeqLMAdapter.from_pretrained(p) a utils.tinfer.TinferModel; from_pretrained loads a local checkpoint folder
+    TorchTransformerAdapter(model, ...) a model built on torch.nn.Transformer, called with nn.Transformer's
+                                        keyword names (src, tgt, tgt_mask, *_key_padding_mask)
+
+`as_auditable(obj)` accepts an auditable object, an HF encoder-decoder or a TinferModel and refuses anything else
+with an `AuditInputError` that says what was expected; `check_forward` calls `forward` once on a tiny batch and
+checks the shape of what comes back.
+"""
+
+from collections.abc import Callable
+from typing import Protocol
+
+import torch
+
+from utils.teacher_forcing import causal_mask
+from utils.tinfer import TinferModel
+
+REQUIRED_IDS = ("vocab_size", "pad_token_id", "decoder_start_token_id", "eos_token_id")
+OPTIONAL_METHODS = ("decoder_input_ids_from_labels", "loss", "generate")
+FORWARD_SIGNATURE = "forward(input_ids, decoder_input_ids, attention_mask=None, decoder_attention_mask=None)"
+INTERFACE = (f"an object with int attributes {', '.join(REQUIRED_IDS)} and a method {FORWARD_SIGNATURE} returning "
+             "logits (B, T, vocab_size) (see utils/adapters.py), an HF encoder-decoder model or a TinferModel")
+TGT_MASKS = ("causal", "none")
+
+
+class AuditInputError(ValueError):
+    """The thing handed to the audit is not what it needs; the message says what was expected."""
+
+
+class AuditableModel(Protocol):
+    """What the audit needs (the optional methods are listed in the module docstring)."""
+
+    vocab_size: int
+    pad_token_id: int
+    decoder_start_token_id: int
+    eos_token_id: int
+
+    def forward(self, input_ids: torch.Tensor, decoder_input_ids: torch.Tensor,
+                attention_mask: torch.Tensor | None = None,
+                decoder_attention_mask: torch.Tensor | None = None) -> torch.Tensor: ...
+
+
+def is_seq2seq_model(obj) -> bool:
+    """An HF encoder-decoder (its config says so) or the hand-written TinferModel."""
+    return isinstance(obj, TinferModel) or bool(getattr(getattr(obj, "config", None), "is_encoder_decoder", False))
+
+
+def check_interface(obj):
+    """Return `obj` if it has `forward` and the four int ids (each within the vocabulary); raise otherwise."""
+    missing = [name for name in REQUIRED_IDS if not hasattr(obj, name)]
+    if not callable(getattr(obj, "forward", None)):
+        missing.insert(0, "forward")
+    if missing:
+        raise AuditInputError(f"expected {INTERFACE}; got {type(obj).__name__}, which has no {', '.join(missing)}")
+    values = {name: getattr(obj, name) for name in REQUIRED_IDS}
+    not_int = [f"{n}={v!r}" for n, v in values.items() if isinstance(v, bool) or not isinstance(v, int)]
+    if not_int:
+        raise AuditInputError(f"{', '.join(REQUIRED_IDS)} must be ints; {type(obj).__name__} has {', '.join(not_int)}")
+    outside = [f"{n}={values[n]}" for n in REQUIRED_IDS[1:] if not 0 <= values[n] < values["vocab_size"]]
+    if values["vocab_size"] < 4 or outside:
+        raise AuditInputError(f"expected vocab_size >= 4 and special ids in [0, vocab_size={values['vocab_size']}); "
+                              f"got {', '.join(outside) or 'vocab_size too small'}")
+    return obj
+
+
+def as_auditable(obj):
+    """The object itself if it has the interface; an HF encoder-decoder or TinferModel wrapped in Seq2SeqLMAdapter."""
+    if isinstance(obj, torch.nn.Transformer):
+        raise AuditInputError("a bare torch.nn.Transformer has no embeddings and no output layer, so it cannot map ids "
+                              "to logits: return your whole model wrapped in utils.adapters.TorchTransformerAdapter")
+    if is_seq2seq_model(obj) and not hasattr(obj, "decoder_start_token_id"):
+        return Seq2SeqLMAdapter(obj)
+    if hasattr(obj, "config") and not hasattr(obj, "decoder_start_token_id") and hasattr(obj, "get_input_embeddings"):
+        raise AuditInputError(f"{type(obj).__name__} is not an encoder-decoder (config.is_encoder_decoder is not "
+                              f"True); expected {INTERFACE}")
+    return check_interface(obj)
+
+
+def check_logits(logits, batch_size: int, length: int, vocab_size: int, where: str = "forward") -> torch.Tensor:
+    """`logits` must be a float tensor (batch_size, length, vocab_size); the error says what came back instead."""
+    expected = f"{where} must return logits shaped (B={batch_size}, T={length}, V=vocab_size={vocab_size})"
+    if not isinstance(logits, torch.Tensor):
+        hint = (" (an output object: return its .logits, or wrap an HF-style model in Seq2SeqLMAdapter)"
+                if hasattr(logits, "logits") else "")
+        raise AuditInputError(f"{expected}; got a {type(logits).__name__}{hint}")
+    if tuple(logits.shape) == (batch_size, length, vocab_size) and logits.is_floating_point():
+        return logits
+    hint = ""
+    if tuple(logits.shape) == (length, batch_size, vocab_size):
+        hint = " (sequence first? use TorchTransformerAdapter(..., batch_first=False) or transpose)"
+    elif logits.dim() == 2:
+        hint = " (only the last position? forward must return every decoder position)"
+    raise AuditInputError(f"{expected}; got {str(logits.dtype).replace('torch.', '')} {tuple(logits.shape)}{hint}")
+
+
+@torch.no_grad()
+def check_forward(model, device: str | torch.device = "cpu") -> None:
+    """Call `forward` once on a tiny padded batch (B=2, S=3, T=4) and check the logits' shape."""
+    special = (model.pad_token_id, model.eos_token_id, model.decoder_start_token_id)
+    pool = [i for i in range(model.vocab_size) if i not in special]
+    ids = [pool[i % len(pool)] for i in range(12)]
+    input_ids = torch.tensor([ids[0:3], ids[3:6]], device=device)
+    decoder_input_ids = torch.tensor([[model.decoder_start_token_id] + ids[6:9],
+                                      [model.decoder_start_token_id] + ids[9:12]], device=device)
+    attention_mask = torch.ones_like(input_ids)
+    try:
+        logits = model.forward(input_ids, decoder_input_ids, attention_mask=attention_mask,
+                               decoder_attention_mask=torch.ones_like(decoder_input_ids))
+    except Exception as error:
+        raise AuditInputError(f"calling {type(model).__name__}.{FORWARD_SIGNATURE} with input_ids (2, 3) and "
+                              f"decoder_input_ids (2, 4) failed: {type(error).__name__}: {error}") from error
+    check_logits(logits, 2, 4, model.vocab_size)
+
+
+def to_device(model, device: str | torch.device):
+    """Move the model if it knows how (`nn.Module`, adapters); returns the (possibly new) object."""
+    move = getattr(model, "to", None)
+    if callable(move):
+        moved = move(device)
+        return model if moved is None else moved
+    return model
+
+
+def set_eval(model) -> None:
+    """Dropout off: the audit compares logits of repeated calls and needs a deterministic model."""
+    if callable(getattr(model, "eval", None)):
+        model.eval()
+
+
+# --- HF encoder-decoders and TinferModel ---------------------------------------------------------------------
+
+
+class Seq2SeqLMAdapter:
+    """An HF encoder-decoder (`AutoModelForSeq2SeqLM`: T5, Marian, BART, ...) or a TinferModel as an auditable model.
+
+    forward: `model(input_ids=..., attention_mask=..., decoder_input_ids=..., decoder_attention_mask=...).logits`
+    loss:    `model(input_ids=..., attention_mask=..., labels=labels).loss` (the model builds its decoder inputs)
+    decoder_input_ids_from_labels: what the decoder actually receives in that call, captured with a hook
+    generate: plain greedy, `model.generate(do_sample=False, num_beams=1)` with no forced <eos> (TinferModel:
+              utils.decoding.greedy_decode), so that every token is an arg-max
+    Special ids come from the arguments, else the generation config, else the config.
+    """
+
+    def __init__(self, model, decoder_start_token_id: int | None = None, eos_token_id: int | None = None,
+                 pad_token_id: int | None = None, generate_kwargs: dict | None = None):
+        if not is_seq2seq_model(model):
+            raise AuditInputError(f"Seq2SeqLMAdapter needs an HF encoder-decoder or a TinferModel, got "
+                                  f"{type(model).__name__}")
+        from utils.decoding import special_token_ids
+
+        self.model = model.eval()
+        ids = special_token_ids(model, decoder_start_token_id, eos_token_id, pad_token_id)
+        self.vocab_size = int(model.config.vocab_size)
+        self.decoder_start_token_id, self.eos_token_id = ids.decoder_start_token_id, ids.eos_token_id
+        self.pad_token_id = ids.pad_token_id
+        self.generate_kwargs = {"do_sample": False, "num_beams": 1, "forced_eos_token_id": None,
+                                **(generate_kwargs or {})}
+
+    @classmethod
+    def from_pretrained(cls, model_name_or_path: str, **kwargs) -> "Seq2SeqLMAdapter":
+        """A local checkpoint folder (offline, a hub name fails with a clear message) -> adapter."""
+        from transformers import AutoModelForSeq2SeqLM
+
+        from utils.models import check_model_name_or_path
+
+        check_model_name_or_path(model_name_or_path)
+        try:
+            model = AutoModelForSeq2SeqLM.from_pretrained(model_name_or_path)
+        except (OSError, ValueError, KeyError) as error:
+            raise AuditInputError(f"{model_name_or_path!r} is not a checkpoint AutoModelForSeq2SeqLM can load: "
+                                  f"{error}") from error
+        return cls(model, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Seq2SeqLMAdapter({type(self.model).__name__})"
+
+    def to(self, device):
+        self.model.to(device)
+        return self
+
+    def eval(self):
+        self.model.eval()
+        return self
+
+    def forward(self, input_ids, decoder_input_ids, attention_mask=None, decoder_attention_mask=None):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
+                          decoder_attention_mask=decoder_attention_mask).logits
+
+    def loss(self, input_ids, labels, attention_mask=None):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+
+    @torch.no_grad()
+    def decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        """Call the model with labels only (a one-token source) and return the ids its decoder received."""
+        seen = []
+        source = labels.new_full((labels.shape[0], 1), self.eos_token_id)
+        if isinstance(self.model, TinferModel):  # decode is a method, not a submodule: watch it directly
+            decode = self.model.decode
+
+            def watching_decode(decoder_input_ids, *args, **kwargs):
+                seen.append(decoder_input_ids)
+                return decode(decoder_input_ids, *args, **kwargs)
+
+            self.model.decode = watching_decode
+            try:
+                self.model(input_ids=source, labels=labels)
+            finally:
+                del self.model.decode
+        else:
+            def hook(module, args, kwargs):
+                seen.append(kwargs.get("input_ids", args[0] if args else None))
+
+            handle = self.model.get_decoder().register_forward_pre_hook(hook, with_kwargs=True)
+            try:
+                self.model(input_ids=source, labels=labels)
+            finally:
+                handle.remove()
+        if not seen or seen[0] is None:
+            raise AuditInputError(f"could not see the decoder input ids of {type(self.model).__name__}")
+        return seen[0]
+
+    @torch.no_grad()
+    def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 20) -> torch.Tensor:
+        if isinstance(self.model, TinferModel):
+            from utils.decoding import greedy_decode
+
+            return greedy_decode(self.model, input_ids, attention_mask, max_new_tokens=max_new_tokens)
+        return self.model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
+                                   **self.generate_kwargs)
+
+
+# --- models built on torch.nn.Transformer --------------------------------------------------------------------
+
+
+class TorchTransformerAdapter:
+    """A model built on `torch.nn.Transformer`, whose forward takes nn.Transformer's keyword names:
+
+        model(src, tgt, tgt_mask=..., src_key_padding_mask=..., tgt_key_padding_mask=...,
+              memory_key_padding_mask=...) -> logits, (B, T, V) if batch_first else (T, B, V)
+
+    ids are (B, S) / (B, T) when `batch_first`, else (S, B) / (T, B); padding masks are True at padding and
+    `tgt_mask` is (T, T), True where attention is blocked (nn.Transformer's conventions).
+    `tgt_mask` states what your training code passes: "causal" (the staircase of
+    `nn.Transformer.generate_square_subsequent_mask`, as PyTorch's translation tutorial does) or "none" (nothing).
+    `generate`, `loss` and `decoder_input_ids_from_labels`: your own functions with the signatures of the
+    interface (see the module docstring), attached as they are.
+    """
+
+    def __init__(self, model: torch.nn.Module, vocab_size: int, pad_token_id: int, decoder_start_token_id: int,
+                 eos_token_id: int, tgt_mask: str = "causal", batch_first: bool = True,
+                 generate: Callable | None = None, loss: Callable | None = None,
+                 decoder_input_ids_from_labels: Callable | None = None):
+        if tgt_mask not in TGT_MASKS:
+            raise ValueError(f"tgt_mask must be one of {TGT_MASKS}, got {tgt_mask!r}")
+        if not isinstance(model, torch.nn.Module):
+            raise AuditInputError(f"TorchTransformerAdapter wraps an nn.Module, got {type(model).__name__}")
+        self.model = model.eval()
+        self.vocab_size, self.pad_token_id = vocab_size, pad_token_id
+        self.decoder_start_token_id, self.eos_token_id = decoder_start_token_id, eos_token_id
+        self.tgt_mask, self.batch_first = tgt_mask, batch_first
+        for name, function in (("generate", generate), ("loss", loss),
+                               ("decoder_input_ids_from_labels", decoder_input_ids_from_labels)):
+            if function is not None:
+                setattr(self, name, function)
+
+    def __repr__(self) -> str:
+        return f"TorchTransformerAdapter({type(self.model).__name__}, tgt_mask={self.tgt_mask!r})"
+
+    def to(self, device):
+        self.model.to(device)
+        return self
+
+    def eval(self):
+        self.model.eval()
+        return self
+
+    def forward(self, input_ids, decoder_input_ids, attention_mask=None, decoder_attention_mask=None):
+        length = decoder_input_ids.shape[1]
+        blocked = None if self.tgt_mask == "none" else ~causal_mask(length, device=decoder_input_ids.device)  # (T, T)
+        source_padding = None if attention_mask is None else ~attention_mask.bool()  # (B, S), True = pad
+        target_padding = None if decoder_attention_mask is None else ~decoder_attention_mask.bool()  # (B, T)
+        src, tgt = (input_ids, decoder_input_ids) if self.batch_first else (input_ids.T, decoder_input_ids.T)
+        logits = self.model(src, tgt, tgt_mask=blocked, src_key_padding_mask=source_padding,
+                            tgt_key_padding_mask=target_padding, memory_key_padding_mask=source_padding)
+        if not self.batch_first and isinstance(logits, torch.Tensor):
+            logits = logits.transpose(0, 1)  # (T, B, V) -> (B, T, V)
+        return logits
