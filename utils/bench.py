@@ -24,6 +24,7 @@ from utils.data import load_pairs
 from utils.decoding import greedy_decode, special_token_ids
 from utils.models import build_model, build_tokenizer, count_parameters
 from utils.paths import reports_dir
+from utils.tinfer import TinferModel
 
 TRAINING_FAMILIES = ("tinfer", "t5", "marian")
 
@@ -54,7 +55,7 @@ def greedy_methods(model) -> dict:
 
     pad_token_id = special_token_ids(model).pad_token_id
     methods = {"hand-written, no cache": hand(False)}
-    if not hasattr(model, "encode"):  # HF model: the hand-written loop can use its cache, and generate() exists
+    if not isinstance(model, TinferModel):  # HF model: the hand-written loop can use its cache; generate() exists
         methods = {"hand-written, cache": hand(True), **methods, "generate, cache": hf(True),
                    "generate, no cache": hf(False)}
     return methods
