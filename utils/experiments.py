@@ -1,0 +1,311 @@
+"""Helpers of notebook 04: the researcher's one-pass training against a causal mask, HF T5 and HF Marian.
+
+Variants (same data, model size and budget):
+
+    no_mask   (a) TinferModel, decoder sees the whole right-shifted target, padding masks only
+    causal    (b) TinferModel with the decoder causal mask
+    t5        (c) T5ForConditionalGeneration from a config, trained with `labels` only
+    marian    (d) MarianMTModel from a config, trained with `labels` only
+    step_loop (e) one decoder forward per target position on the prefix, the loss of that step only
+                  (`step_loop_loss`); used for a few batches (gradients, timing), never trained fully
+
+Greedy decoding until `</s>`, the researcher's test-time procedure, is `utils.decoding.greedy_decode`.
+"""
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import sacrebleu
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from utils.batching import make_batches
+from utils.decoding import greedy_decode
+from utils.models import build_model
+from utils.paths import REPO_ROOT
+from utils.teacher_forcing import IGNORE_INDEX, decoder_attention_mask_from_labels, shift_right
+from utils.tinfer import TinferConfig, TinferModel
+from utils.training import TrainingHistory, train
+
+VARIANTS = ("no_mask", "causal", "t5", "marian")
+VARIANT_FAMILY = {"no_mask": "tinfer", "causal": "tinfer", "t5": "t5", "marian": "marian"}
+CHECKPOINT_DIR = REPO_ROOT / "build" / "checkpoints" / "04_tinfer_training"
+TINFER_WEIGHTS, TINFER_CONFIG = "model.pt", "tinfer_config.json"
+
+
+def check_variant(variant: str) -> str:
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    return variant
+
+
+def build_variant(variant: str, tokenizer, size: str = "tiny", seed: int = 0, dropout: float = 0.1):
+    """A freshly initialised model for a variant; `no_mask` and `causal` differ only in the decoder mask."""
+    family = VARIANT_FAMILY[check_variant(variant)]
+    return build_model(family, size=size, tokenizer=tokenizer, seed=seed, causal=variant != "no_mask",
+                       dropout=dropout)
+
+
+def train_variant(variant: str, tokenizer, features, n_steps: int, size: str = "tiny", seed: int = 0,
+                  dropout: float = 0.1, device="cpu", **train_kwargs) -> tuple[torch.nn.Module, TrainingHistory]:
+    """Build a variant and train it with the one shared loop (`utils.training.train`); returns it in eval mode."""
+    model = build_variant(variant, tokenizer, size=size, seed=seed, dropout=dropout).to(device)
+    history = train(model, features, tokenizer.pad_token_id, n_steps, seed=seed, device=device,
+                    description=f"training {variant}", **train_kwargs)
+    return model.eval(), history
+
+
+def is_tinfer(model) -> bool:
+    return isinstance(model, TinferModel)
+
+
+# ---------------------------------------------------------------- encoder once, decoder many times
+
+
+def encode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+    """Encoder states of a TinferModel (a tensor) or an HF seq2seq model (its encoder output)."""
+    if is_tinfer(model):
+        return model.encode(input_ids, attention_mask)
+    return model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)
+
+
+def decoder_logits(model, encoder_states, attention_mask: torch.Tensor, decoder_input_ids: torch.Tensor,
+                   decoder_attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Logits (B, T, V) for `decoder_input_ids` given precomputed encoder states; no cache, the whole prefix."""
+    if is_tinfer(model):
+        logits, _ = model.decode(decoder_input_ids, encoder_states, attention_mask, decoder_attention_mask)
+        return logits
+    return model(encoder_outputs=encoder_states, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
+                 decoder_attention_mask=decoder_attention_mask, use_cache=False).logits
+
+
+def decoder_input_ids_from_labels(model, labels: torch.Tensor) -> torch.Tensor:
+    """What the model feeds its decoder when it gets `labels` only: start id + labels[:-1], -100 -> pad."""
+    config = model.config
+    return shift_right(labels, config.decoder_start_token_id, config.pad_token_id)
+
+
+# ---------------------------------------------------------------- (e) the step loop
+
+
+def step_loop_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Token-mean cross-entropy computed with one decoder forward per target position.
+
+    For t = 0 .. T-1 the decoder gets only the prefix `decoder_input_ids[:, :t+1]` and the loss of its
+    last position against `labels[:, t]`; the sum over steps is divided by the number of real labels,
+    so that with a causal decoder it equals the one-pass `model(**batch).loss` (and so do its gradients).
+    """
+    labels = batch["labels"]
+    decoder_input_ids = decoder_input_ids_from_labels(model, labels)
+    decoder_attention_mask = decoder_attention_mask_from_labels(labels) if is_tinfer(model) else None
+    encoder_states = encode(model, batch["input_ids"], batch["attention_mask"])
+    total = 0.0
+    for t in range(labels.shape[1]):
+        prefix_mask = None if decoder_attention_mask is None else decoder_attention_mask[:, : t + 1]
+        logits = decoder_logits(model, encoder_states, batch["attention_mask"], decoder_input_ids[:, : t + 1],
+                                prefix_mask)[:, -1]  # (B, V)
+        total = total + torch.nn.functional.cross_entropy(logits.float(), labels[:, t], ignore_index=IGNORE_INDEX,
+                                                          reduction="sum")
+    return total / (labels != IGNORE_INDEX).sum()
+
+
+def one_pass_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The usual teacher-forced loss: the whole right-shifted target in one decoder pass."""
+    return model(**batch).loss
+
+
+def loss_gradients(model, batch: dict[str, torch.Tensor], loss_fn) -> tuple[float, dict[str, torch.Tensor]]:
+    """(loss, {parameter name: gradient}) of one batch; the model's .grad fields are left cleared."""
+    model.zero_grad(set_to_none=True)
+    loss = loss_fn(model, batch)
+    loss.backward()
+    gradients = {name: p.grad.detach().clone() for name, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad(set_to_none=True)
+    return loss.item(), gradients
+
+
+def max_gradient_difference(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Largest |g1 - g2| over all parameters, the largest |g1| for scale, and the parameter where it occurs."""
+    if first.keys() != second.keys():
+        raise ValueError(f"gradients cover different parameters: {sorted(first.keys() ^ second.keys())[:5]}")
+    differences = {name: float((first[name] - second[name]).abs().max()) for name in first}
+    worst = max(differences, key=differences.get)
+    return {"max_abs_diff": differences[worst], "max_abs_grad": max(float(g.abs().max()) for g in first.values()),
+            "worst_parameter": worst}
+
+
+def synthetic_batch(vocab_size: int, batch_size: int, source_length: int, target_length: int,
+                    eos_token_id: int, low_id: int = 3, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random token ids (>= low_id, no padding) ending in eos: a batch of a chosen target length for timing."""
+    if min(batch_size, source_length, target_length) < 1:
+        raise ValueError("batch_size, source_length and target_length must be >= 1")
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(low_id, vocab_size, (batch_size, source_length), generator=generator)
+    labels = torch.randint(low_id, vocab_size, (batch_size, target_length), generator=generator)
+    input_ids[:, -1] = eos_token_id
+    labels[:, -1] = eos_token_id
+    return {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids), "labels": labels}
+
+
+def seconds_per_batch(model, batch: dict[str, torch.Tensor], loss_fn, repeats: int = 3) -> float:
+    """Fastest of `repeats` forward + backward passes of `loss_fn` (the minimum is the least noisy)."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    times = []
+    for _ in range(repeats):
+        model.zero_grad(set_to_none=True)
+        start = time.perf_counter()
+        loss_fn(model, batch).backward()
+        times.append(time.perf_counter() - start)
+    model.zero_grad(set_to_none=True)
+    return min(times)
+
+
+def training_flops(model, batch: dict[str, torch.Tensor], loss_fn) -> int:
+    """Floating-point operations of one forward + backward of `loss_fn`, counted by torch's FlopCounterMode
+    (matrix products and attention; deterministic, unlike wall time)."""
+    model.zero_grad(set_to_none=True)
+    with FlopCounterMode(display=False) as counter:
+        loss_fn(model, batch).backward()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def decoder_positions_ratio(target_length: int) -> float:
+    """Decoder positions computed by the step loop (1 + 2 + ... + T) over those of one pass (T): (T + 1) / 2."""
+    if target_length < 1:
+        raise ValueError(f"target_length must be >= 1, got {target_length}")
+    return (target_length + 1) / 2
+
+
+# ---------------------------------------------------------------- the researcher's test-time procedure
+
+
+def generated_ids(sequences: torch.Tensor, eos_token_id: int) -> list[list[int]]:
+    """`utils.decoding.greedy_decode` output (B, L), start token first and pad after eos -> per example the
+    generated ids up to and including the first eos (all of them when eos never came)."""
+    rows = []
+    for row in sequences[:, 1:].tolist():
+        rows.append(row[: row.index(eos_token_id) + 1] if eos_token_id in row else row)
+    return rows
+
+
+def translation_scores(hypotheses: list[str], references: list[str]) -> dict[str, float]:
+    """Exact match (a fraction in [0, 1], surrounding spaces ignored), corpus chrF and BLEU (sacrebleu defaults,
+    0-100) of hypotheses against one reference each."""
+    if len(hypotheses) != len(references) or not references:
+        raise ValueError(f"need as many hypotheses as references (> 0), got {len(hypotheses)} and {len(references)}")
+    exact = sum(h.strip() == r.strip() for h, r in zip(hypotheses, references, strict=True))
+    return {"exact_match": exact / len(references),
+            "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score,
+            "bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score}
+
+
+@dataclass
+class GreedyEvaluation:
+    hypotheses: list[str]  # decoded greedy outputs
+    generated: list[list[int]]  # their ids, up to and including eos
+    scores: dict[str, float]  # exact_match, chrf, bleu (and the length statistics below)
+    teacher_forced: tuple[int, int]  # (correct, total) one-pass argmax == label
+    free_running: tuple[int, int]  # (correct, total) greedy output id == label at the same position
+
+
+@torch.no_grad()
+def evaluate_greedy(model, tokenizer, features, references: list[str], batch_size: int = 100,
+                    max_new_tokens: int = 40) -> GreedyEvaluation:
+    """The researcher's test: greedy decoding until eos on every example, scored against the references,
+    plus the teacher-forced and free-running token accuracies of the same examples."""
+    model.eval()
+    eos = model.config.eos_token_id
+    generated, teacher_forced, free_running = [], [0, 0], [0, 0]
+    for batch in make_batches(features, batch_size, tokenizer.pad_token_id):
+        sequences = greedy_decode(model, batch["input_ids"], batch["attention_mask"], max_new_tokens=max_new_tokens)
+        ids = generated_ids(sequences, eos)
+        generated += ids
+        for total, (correct, count) in ((teacher_forced, teacher_forced_accuracy(model, batch)),
+                                        (free_running, free_running_accuracy(ids, batch["labels"]))):
+            total[0] += correct
+            total[1] += count
+    hypotheses = tokenizer.batch_decode(generated, skip_special_tokens=True)
+    scores = translation_scores(hypotheses, references)
+    scores["mean_output_tokens"] = sum(map(len, generated)) / len(generated)
+    scores["mean_reference_tokens"] = sum(len(f["labels"]) for f in features) / len(features)
+    scores["no_eos_fraction"] = sum(eos not in ids for ids in generated) / len(generated)
+    return GreedyEvaluation(hypotheses, generated, scores, tuple(teacher_forced), tuple(free_running))
+
+
+# ---------------------------------------------------------------- exposure bias
+
+
+@torch.no_grad()
+def teacher_forced_accuracy(model, batch: dict[str, torch.Tensor]) -> tuple[int, int]:
+    """(correct, total) real label positions where the one-pass argmax equals the label."""
+    logits = model(**batch).logits  # (B, T, V)
+    real = batch["labels"] != IGNORE_INDEX
+    correct = (logits.argmax(-1) == batch["labels"]) & real
+    return int(correct.sum()), int(real.sum())
+
+
+def free_running_accuracy(generated: list[list[int]], labels: torch.Tensor) -> tuple[int, int]:
+    """(correct, total) label positions t where the greedy output's t-th id equals labels[t] (missing = wrong)."""
+    correct = total = 0
+    for ids, row in zip(generated, labels.tolist(), strict=True):
+        gold = [i for i in row if i != IGNORE_INDEX]
+        correct += sum(t < len(ids) and ids[t] == token for t, token in enumerate(gold))
+        total += len(gold)
+    return correct, total
+
+
+# ---------------------------------------------------------------- why (a) works in training only
+
+
+def next_position_attention(self_attentions: tuple[torch.Tensor, ...], decoder_attention_mask: torch.Tensor
+                            ) -> torch.Tensor:
+    """Mean self-attention weight from query t to key t + 1, per layer and head: (L, H).
+
+    Averaged over the (t, t + 1) pairs where both positions are real (not padding). With a causal mask
+    this is exactly 0; a decoder that sees the future can read the label of step t there.
+    """
+    real = decoder_attention_mask.bool()
+    pairs = real[:, :-1] & real[:, 1:]  # (B, T-1): t and t + 1 both real
+    if not pairs.any():
+        raise ValueError("no position t with a real next position t + 1")
+    rows = []
+    for weights in self_attentions:  # (B, H, T, T)
+        next_weight = weights.diagonal(offset=1, dim1=-2, dim2=-1)  # (B, H, T-1): weight[t, t + 1]
+        rows.append((next_weight * pairs[:, None]).sum(dim=(0, 2)) / pairs.sum())
+    return torch.stack(rows)  # (L, H)
+
+
+# ---------------------------------------------------------------- checkpoints for notebook 05
+
+
+def save_checkpoint(model, variant: str, directory: str | Path | None = None) -> Path:
+    """`<directory>/<variant>/`: save_pretrained for HF models, state_dict + config JSON for tinfer."""
+    folder = Path(directory or CHECKPOINT_DIR) / check_variant(variant)
+    folder.mkdir(parents=True, exist_ok=True)
+    if is_tinfer(model):
+        torch.save(model.state_dict(), folder / TINFER_WEIGHTS)
+        (folder / TINFER_CONFIG).write_text(json.dumps(vars(model.config), indent=2) + "\n", encoding="utf-8")
+    else:
+        model.save_pretrained(folder)
+    return folder
+
+
+def load_checkpoint(variant: str, directory: str | Path | None = None):
+    """A model saved by notebook 04, in eval mode; FileNotFoundError (saying how to make it) when absent."""
+    folder = Path(directory or CHECKPOINT_DIR) / check_variant(variant)
+    family = VARIANT_FAMILY[variant]
+    needed = folder / (TINFER_CONFIG if family == "tinfer" else "config.json")
+    if not needed.is_file():
+        raise FileNotFoundError(f"no {variant!r} checkpoint: {needed} does not exist; run "
+                                "`python -m utils.run 04` (with save_checkpoints true) first")
+    if family == "tinfer":
+        config = TinferConfig(**json.loads(needed.read_text(encoding="utf-8")))
+        model = TinferModel(config)
+        model.load_state_dict(torch.load(folder / TINFER_WEIGHTS, map_location="cpu", weights_only=True))
+    else:
+        model = build_model(family, model_name_or_path=str(folder))
+    return model.eval()
