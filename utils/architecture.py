@@ -1,0 +1,513 @@
+"""Read an architecture off a built model (notebook 08): every answer comes from running or inspecting modules.
+
+For the original Transformer (Vaswani et al. 2017) the collection has only the paper; for T5, Marian, BART
+(Hugging Face) and the hand-written "tinfer" model it has code, so each property is measured:
+
+    position_information    relative-position bias / fixed sinusoid / learned table, found in the modules
+    norm_placement          pre-LN or post-LN from forward hooks; RMSNorm vs LayerNorm from a constant shift
+    embedding_scale         the factor between the embedding table and what the encoder stack receives
+    output_scale            the factor between the decoder's last hidden state and the logits
+    attention_score_scale   the factor on q.k, fitted from the attention weights a module returns
+    vocab_tensors           tied input/output embeddings and `final_logits_bias`
+    ffn_activation          the function between the two FFN projections, found from hooked tensors
+    bias_census             Linear and norm layers with and without bias
+    dropout_settings        dropout probabilities in the config and whether training mode is stochastic
+    decoder_causality       whether decoder position t reacts to inputs after t (utils.audit.future_leakage)
+    decoder_start           the first decoder input from labels and from generation
+    decoding_defaults       the generation config a built model carries
+
+plus the data of the figure "sinusoidal positions vs T5's relative-position buckets".
+Models are expected in float32 and eager attention (`build_model(..., attn_implementation="eager")`).
+"""
+
+import math
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.models.t5.modeling_t5 import T5Attention
+
+from utils.audit import future_leakage, seq2seq_logits_fn
+from utils.decoding import greedy_decode
+from utils.models import check_model_name_or_path
+from utils.teacher_forcing import shift_right
+from utils.tinfer import TinferModel, sinusoidal_positions
+
+HF_FAMILIES = ("t5", "marian", "bart")
+ACTIVATIONS = {
+    "relu": F.relu,
+    "gelu": F.gelu,
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "silu (swish)": F.silu,
+}
+
+
+def checkpoint_family(model_name_or_path: str) -> str:
+    """The family ("t5", "marian", "bart") of a local checkpoint folder, from its config's model_type."""
+    from transformers import AutoConfig
+
+    check_model_name_or_path(model_name_or_path)
+    model_type = AutoConfig.from_pretrained(model_name_or_path).model_type
+    if model_type not in HF_FAMILIES:
+        raise ValueError(f"parameter 'model_name_or_path' holds a {model_type!r} model; allowed: {HF_FAMILIES}")
+    return model_type
+
+
+def check_family(family: str) -> str:
+    if family not in (*HF_FAMILIES, "tinfer"):
+        raise ValueError(f"family must be one of {(*HF_FAMILIES, 'tinfer')}, got {family!r}")
+    return family
+
+
+# ---------------------------------------------------------------- where things live in each family
+
+
+def first_encoder_layer(model, family: str) -> nn.Module:
+    if check_family(family) == "t5":
+        return model.encoder.block[0]
+    if family == "tinfer":
+        return model.encoder_layers[0]
+    return model.model.encoder.layers[0]
+
+
+def first_self_attention(model, family: str) -> nn.Module:
+    layer = first_encoder_layer(model, family)
+    return layer.layer[0].SelfAttention if family == "t5" else layer.self_attn
+
+
+def ffn_projections(model, family: str) -> tuple[nn.Linear, nn.Linear]:
+    """(into d_ff, out of d_ff) linear layers of the first encoder layer's feed-forward block."""
+    layer = first_encoder_layer(model, family)
+    if family == "t5":
+        dense = layer.layer[-1].DenseReluDense
+        return dense.wi, dense.wo
+    if family == "tinfer":
+        return layer.feed_forward.linear_in, layer.feed_forward.linear_out
+    return layer.fc1, layer.fc2
+
+
+def final_decoder_module(model, family: str) -> nn.Module:
+    """The module whose first output is the decoder state right before the output projection."""
+    if check_family(family) == "t5":
+        return model.decoder
+    if family == "tinfer":
+        return model.decoder_layers[-1]
+    return model.model.decoder
+
+
+def d_model_of(model) -> int:
+    return model.config.d_model
+
+
+def first_tensor(output) -> torch.Tensor:
+    """A module's main output: the tensor itself, the first item of a tuple, or `last_hidden_state`."""
+    if isinstance(output, torch.Tensor):
+        return output
+    if hasattr(output, "last_hidden_state"):
+        return output.last_hidden_state
+    return output[0]
+
+
+@contextmanager
+def recording(modules: dict[str, nn.Module]):
+    """Forward hooks that append (name, first positional input, main output) for every call, in call order."""
+    calls: list[tuple[str, torch.Tensor, torch.Tensor]] = []
+    handles = [module.register_forward_hook(lambda m, args, out, name=name: calls.append(
+        (name, args[0] if args else None, first_tensor(out)))) for name, module in modules.items()]
+    try:
+        yield calls
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@torch.no_grad()
+def forward(model, family: str, batch: dict[str, torch.Tensor]):
+    """One teacher-forced forward pass in eval mode (labels only: the model builds its decoder input)."""
+    model.eval()
+    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+
+
+# ---------------------------------------------------------------- positions
+
+
+def marian_layout(table: torch.Tensor) -> torch.Tensor:
+    """The paper's interleaved sin/cos table with the sin columns first and the cos columns after."""
+    return torch.cat([table[:, 0::2], table[:, 1::2]], dim=1)
+
+
+def relative_bias_modules(model) -> list[str]:
+    return [name for name, m in model.named_modules() if isinstance(m, T5Attention) and m.has_relative_attention_bias]
+
+
+def position_information(model, family: str) -> dict:
+    """How position enters: kind ("relative_bias" | "sinusoidal" | "learned") with the evidence behind it."""
+    if check_family(family) == "t5":
+        absolute = [n for n, _ in model.named_modules() if "embed_positions" in n]
+        buckets = model.config.relative_attention_num_buckets
+        return {"kind": "relative_bias" if relative_bias_modules(model) and not absolute else "unknown",
+                "bias_tables": relative_bias_modules(model), "absolute_tables": absolute, "num_buckets": buckets,
+                "max_distance": model.config.relative_attention_max_distance}
+    if family == "tinfer":
+        table = model.positions
+        difference = float((table - sinusoidal_positions(*table.shape)).abs().max())
+        trainable = any(p is table for p in model.parameters())
+        return {"kind": "sinusoidal" if difference < 1e-6 and not trainable else "unknown", "trainable": trainable,
+                "layout": "interleaved sin/cos", "max_abs_diff_to_sinusoid": difference}
+    table = model.model.encoder.embed_positions.weight
+    paper = sinusoidal_positions(table.shape[0], table.shape[1])
+    difference = float((table.detach() - marian_layout(paper)).abs().max())  # numpy float64 vs torch float32
+    kind = "sinusoidal" if difference < 1e-4 and not table.requires_grad else (
+        "learned" if table.requires_grad else "unknown")
+    return {"kind": kind, "trainable": table.requires_grad, "rows": table.shape[0],
+            "offset": getattr(model.model.encoder.embed_positions, "offset", 0),
+            "max_abs_diff_to_sinusoid_sin_half_cos_half": difference}
+
+
+# ---------------------------------------------------------------- normalisation
+
+
+def is_norm(module: nn.Module) -> bool:
+    return isinstance(module, nn.LayerNorm) or type(module).__name__.endswith(("LayerNorm", "RMSNorm"))
+
+
+def norm_subtracts_mean(norm: nn.Module, d_model: int) -> bool:
+    """LayerNorm is invariant to adding a constant to every feature; RMSNorm is not."""
+    device = next(norm.parameters()).device
+    x = torch.randn(2, 3, d_model, generator=torch.Generator().manual_seed(0)).to(device)
+    with torch.no_grad():
+        return bool(torch.allclose(norm(x), norm(x + 3.0), atol=1e-5))
+
+
+def norms_outside_layers(model) -> list[str]:
+    """Norm modules of the stacks themselves (T5's final_layer_norm, BART's layernorm_embedding)."""
+    layer_lists = [name for name, m in model.named_modules() if isinstance(m, nn.ModuleList)]
+    return [name for name, m in model.named_modules()
+            if is_norm(m) and not any(name.startswith(prefix + ".") for prefix in layer_lists)]
+
+
+def norm_placement(model, family: str, batch: dict[str, torch.Tensor]) -> dict:
+    """Pre-LN when the first norm of a layer reads the layer's input, post-LN when the layer's output is
+    the last norm's output (hooks on the first encoder layer during a forward pass)."""
+    layer = first_encoder_layer(model, family)
+    norms = {f"norm.{name}": m for name, m in layer.named_modules() if is_norm(m)}
+    with recording({"layer": layer, **norms}) as calls:
+        forward(model, family, batch)
+    layer_call = next(c for c in calls if c[0] == "layer")
+    norm_calls = [c for c in calls if c[0].startswith("norm.")]
+    reads_input = torch.equal(norm_calls[0][1], layer_call[1])
+    writes_output = torch.equal(norm_calls[-1][2], layer_call[2])
+    placement = "pre-LN" if reads_input and not writes_output else "post-LN" if writes_output else "unknown"
+    norm = next(iter(norms.values()))
+    return {"placement": placement, "norm_class": type(norm).__name__, "norms_per_layer": len(norms),
+            "norms_outside_layers": norms_outside_layers(model),
+            "subtracts_mean": norm_subtracts_mean(norm, d_model_of(model)),
+            "norm_has_bias": getattr(norm, "bias", None) is not None,
+            "first_norm_reads_layer_input": reads_input, "layer_output_is_last_norm_output": writes_output}
+
+
+# ---------------------------------------------------------------- scales
+
+
+@torch.no_grad()
+def embedding_scale(model, family: str, input_ids: torch.Tensor) -> dict:
+    """The factor s with encoder(input_ids) == encoder(s * table[input_ids]), among 1 and sqrt(d_model).
+
+    TinferModel's encoder takes no embeddings, so there the decoder is probed (`decoder_inputs_embeds`
+    are the already-scaled embeddings)."""
+    model.eval()
+    d_model = d_model_of(model)
+    table = model.get_input_embeddings().weight if family != "tinfer" else model.embed_tokens.weight
+    if family == "tinfer":
+        encoder_states = model.encode(input_ids)
+        reference, _ = model.decode(input_ids, encoder_states)
+        run = lambda s: model.decode(None, encoder_states, decoder_inputs_embeds=s * table[input_ids])[0]  # noqa: E731
+    else:
+        encoder = model.get_encoder()
+        reference = encoder(input_ids=input_ids).last_hidden_state
+        run = lambda s: encoder(inputs_embeds=s * table[input_ids]).last_hidden_state  # noqa: E731
+    differences = {name: float((run(s) - reference).abs().max()) for name, s in
+                   (("1", 1.0), ("sqrt(d_model)", math.sqrt(d_model)))}
+    best = min(differences, key=differences.get)
+    return {"scale": best if differences[best] < 1e-5 else "unknown", "max_abs_diff": differences, "d_model": d_model}
+
+
+def fitted_scale(y: torch.Tensor, x: torch.Tensor) -> tuple[float, float]:
+    """Least-squares s in y ~ s * x, and the largest residual |y - s x|."""
+    s = float((x * y).sum() / (x * x).sum())
+    return s, float((y - s * x).abs().max())
+
+
+@torch.no_grad()
+def output_scale(model, family: str, batch: dict[str, torch.Tensor]) -> dict:
+    """s in logits == s * (h @ E^T) + final_logits_bias, where h is the decoder's last hidden state."""
+    with recording({"final": final_decoder_module(model, family)}) as calls:
+        logits = forward(model, family, batch).logits
+    hidden = calls[-1][2]
+    table = model.get_output_embeddings().weight if family != "tinfer" else model.embed_tokens.weight
+    bias = getattr(model, "final_logits_bias", torch.zeros(1, device=logits.device))
+    s, residual = fitted_scale(logits - bias, hidden @ table.T)
+    return {"scale": s, "residual": residual, "d_model": d_model_of(model),
+            "inverse_sqrt_d_model": d_model_of(model) ** -0.5}
+
+
+def query_key(attention: nn.Module, family: str, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Projected queries and keys split into heads: (B, H, T, d_head) each."""
+    q_proj, k_proj = (attention.q, attention.k) if family == "t5" else (attention.q_proj, attention.k_proj)
+    heads = attention.n_heads if family in ("t5", "tinfer") else attention.num_heads
+    batch_size, length, _ = hidden_states.shape
+    split = lambda x: x.view(batch_size, length, heads, -1).transpose(1, 2)  # noqa: E731  (B, H, T, d_head)
+    return split(q_proj(hidden_states)), split(k_proj(hidden_states))
+
+
+@torch.no_grad()
+def attention_score_scale(model, family: str, length: int = 6, seed: int = 0) -> dict:
+    """Fit s in log softmax(s * q.k + position bias): the returned weights, centred per query row, against
+    the centred raw dot products of the same module's projections."""
+    attention = first_self_attention(model, family).eval()
+    device = next(attention.parameters()).device
+    hidden_states = torch.randn(1, length, d_model_of(model), generator=torch.Generator().manual_seed(seed)).to(device)
+    bias = torch.zeros((), device=device)
+    if family == "t5":
+        _, bias, weights = attention(hidden_states)  # bias: (1, H, T, T) relative-position bias
+    elif family == "tinfer":
+        allowed = torch.ones(1, 1, 1, length, dtype=torch.bool, device=device)
+        _, weights = attention(hidden_states, hidden_states, allowed)
+    else:
+        _, weights = attention(hidden_states)
+    q, k = query_key(attention, family, hidden_states)
+    raw = q @ k.transpose(-1, -2)  # (B, H, T, T)
+    centre = lambda x: x - x.mean(dim=-1, keepdim=True)  # noqa: E731
+    s, residual = fitted_scale(centre(weights.log() - bias), centre(raw))
+    d_head = q.shape[-1]
+    return {"scale": s, "residual": residual, "d_head": d_head, "inverse_sqrt_d_head": d_head**-0.5}
+
+
+def query_key_init_ratio(model, family: str) -> dict:
+    """std(W_q) / std(W_k) of the first self-attention: about 1/sqrt(d_head) for a freshly initialised T5, whose
+    initialisation stands in for the missing 1/sqrt(d_k) score scaling; about 1 when both are drawn alike."""
+    attention = first_self_attention(model, family)
+    q_proj, k_proj = (attention.q, attention.k) if family == "t5" else (attention.q_proj, attention.k_proj)
+    ratio = float(q_proj.weight.detach().std() / k_proj.weight.detach().std())
+    d_head = q_proj.out_features // (attention.n_heads if family in ("t5", "tinfer") else attention.num_heads)
+    return {"std_ratio_q_over_k": ratio, "d_head": d_head, "inverse_sqrt_d_head": d_head**-0.5}
+
+
+# ---------------------------------------------------------------- output layer, FFN, biases, dropout
+
+
+def vocab_tensors(model, vocab_size: int) -> dict:
+    """Parameters and buffers with a vocabulary-sized dimension, counted by storage (tied weights once)."""
+    parameters = {p.data_ptr(): name for name, p in model.named_parameters(remove_duplicate=False)
+                  if vocab_size in p.shape}
+    names = [name for name, p in model.named_parameters(remove_duplicate=False) if vocab_size in p.shape]
+    bias = getattr(model, "final_logits_bias", None)
+    return {"distinct_vocab_parameters": len(parameters), "vocab_parameter_names": names,
+            "tied": len(parameters) == 1,
+            "final_logits_bias": None if bias is None else {
+                "shape": list(bias.shape), "trainable": any(p is bias for p in model.parameters()),
+                "all_zero": bool((bias == 0).all())}}
+
+
+def ffn_activation(model, family: str, batch: dict[str, torch.Tensor]) -> dict:
+    """The activation between the FFN projections: compare the hooked input of the second projection
+    with each candidate applied to the output of the first (eval mode: dropout is the identity)."""
+    into, out_of = ffn_projections(model, family)
+    with recording({"into": into, "out_of": out_of}) as calls:
+        forward(model, family, batch)
+    pre = next(c[2] for c in calls if c[0] == "into")
+    post = next(c[1] for c in calls if c[0] == "out_of")
+    differences = {name: float((function(pre) - post).abs().max()) for name, function in ACTIVATIONS.items()}
+    best = min(differences, key=differences.get)
+    return {"activation": best if differences[best] < 1e-6 else "unknown", "max_abs_diff": differences,
+            "d_ff": into.out_features}
+
+
+def bias_census(model) -> dict:
+    """Linear layers (the output projection left out: it is the tied embedding) and norms with a bias."""
+    output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear) and m is not output]
+    norms = [m for m in model.modules() if is_norm(m)]
+    return {"linear_with_bias": sum(m.bias is not None for m in linears), "linear_total": len(linears),
+            "norm_with_bias": sum(getattr(m, "bias", None) is not None for m in norms), "norm_total": len(norms)}
+
+
+DROPOUT_FIELDS = ("dropout", "dropout_rate", "attention_dropout", "activation_dropout")
+
+
+@torch.no_grad()
+def dropout_settings(model, family: str, batch: dict[str, torch.Tensor]) -> dict:
+    """Config dropout values; max |logit difference| of two passes in train mode and in eval mode."""
+    config = model.config
+    values = {name: getattr(config, name) for name in DROPOUT_FIELDS if hasattr(config, name)}
+    passes = {}
+    for mode in ("train", "eval"):
+        model.train(mode == "train")
+        first = model(**batch).logits
+        second = model(**batch).logits
+        passes[mode] = float((first - second).abs().max())
+    model.eval()
+    return {"config": values, "train_mode_max_abs_diff": passes["train"], "eval_mode_max_abs_diff": passes["eval"]}
+
+
+# ---------------------------------------------------------------- decoder mask, start and decoding
+
+
+@torch.no_grad()
+def decoder_causality(model, batch: dict[str, torch.Tensor], vocab_size: int, special_ids=(), n_trials: int = 1,
+                      tolerance: float = 1e-5, seed: int = 0) -> dict:
+    """Perturb each decoder input position in turn (one teacher-forced pass, no decoder padding mask):
+    causal when no output position moves for a change after it."""
+    model.eval()
+    decoder_input_ids = shift_right(batch["labels"], model.config.decoder_start_token_id, model.config.pad_token_id)
+    logits_fn = seq2seq_logits_fn(model, batch["input_ids"], batch["attention_mask"])
+    report = future_leakage(logits_fn, decoder_input_ids, vocab_size, n_trials=n_trials, tolerance=tolerance,
+                            seed=seed, special_ids=special_ids)
+    return {"causal": not report.leaks, "max_future_sensitivity": report.max_future_sensitivity,
+            "leaking_pairs": len(report.leaking_positions), "tolerance": tolerance}
+
+
+
+@torch.no_grad()
+def decoder_start(model, family: str, tokenizer, batch: dict[str, torch.Tensor]) -> dict:
+    """The decoder's first input when training from labels and when generating, and what that token is."""
+    config = model.config
+    model.eval()
+    if family == "tinfer":
+        from_labels = shift_right(batch["labels"], config.decoder_start_token_id, config.pad_token_id)
+        generated = greedy_decode(model, batch["input_ids"], batch["attention_mask"], max_new_tokens=1)
+    else:
+        from_labels = model.prepare_decoder_input_ids_from_labels(labels=batch["labels"])
+        generated = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                   max_new_tokens=1, do_sample=False, num_beams=1)
+    start = config.decoder_start_token_id
+    role = "pad" if start == tokenizer.pad_token_id else "eos" if start == tokenizer.eos_token_id else (
+        "bos" if start == tokenizer.bos_token_id else "other")
+    return {"decoder_start_token_id": start, "token": tokenizer.convert_ids_to_tokens(start), "role": role,
+            "first_input_from_labels": sorted(set(from_labels[:, 0].tolist())),
+            "first_token_of_generate": sorted(set(generated[:, 0].tolist()))}
+
+
+DECODING_FIELDS = ("num_beams", "do_sample", "max_length", "length_penalty", "early_stopping",
+                   "forced_eos_token_id", "no_repeat_ngram_size")
+
+
+def decoding_defaults(model) -> dict | None:
+    """What `generate()` does without arguments: the generation config, its unset fields filled with
+    transformers' defaults (None for a model without a generation config, like TinferModel)."""
+    config = getattr(model, "generation_config", None)
+    if config is None or isinstance(model, TinferModel):
+        return None
+    defaults = config._get_default_generation_params()
+    return {name: getattr(config, name) if getattr(config, name, None) is not None else defaults.get(name)
+            for name in DECODING_FIELDS}
+
+
+# ---------------------------------------------------------------- figure data
+
+
+def relative_position_buckets(query_length: int, key_length: int, bidirectional: bool, num_buckets: int = 32,
+                              max_distance: int = 128) -> torch.Tensor:
+    """(query_length, key_length) bucket ids from T5's own `_relative_position_bucket` (key - query offsets)."""
+    offsets = torch.arange(key_length)[None, :] - torch.arange(query_length)[:, None]
+    return T5Attention._relative_position_bucket(offsets, bidirectional=bidirectional, num_buckets=num_buckets,
+                                                 max_distance=max_distance)
+
+
+def bucket_by_offset(offsets: torch.Tensor, bidirectional: bool, num_buckets: int = 32,
+                     max_distance: int = 128) -> torch.Tensor:
+    """Bucket id of each relative offset (key position - query position)."""
+    return T5Attention._relative_position_bucket(offsets, bidirectional=bidirectional, num_buckets=num_buckets,
+                                                 max_distance=max_distance)
+
+
+# ---------------------------------------------------------------- one comparable value and one table cell per row
+# Each summary maps a row's evidence to (value compared by a claim, text of the table cell).
+
+
+def _positions(e: dict):
+    if e["kind"] == "relative_bias":
+        return e["kind"], f"relative-position bias ({e['num_buckets']} buckets up to {e['max_distance']}), no absolute"
+    if e["kind"] == "learned":
+        return e["kind"], f"learned absolute table ({e['rows']} rows, offset {e['offset']})"
+    layout = e.get("layout", "sin half, then cos half")
+    diff = e.get("max_abs_diff_to_sinusoid", e.get("max_abs_diff_to_sinusoid_sin_half_cos_half"))
+    return e["kind"], f"fixed sinusoid, {layout} (max |diff| to the formula {diff:.1e})"
+
+
+def _norm(e: dict):
+    kind = "LayerNorm" if e["subtracts_mean"] else "RMSNorm"
+    extra = f" + {', '.join(e['norms_outside_layers'])}" if e["norms_outside_layers"] else ""
+    bias = "with" if e["norm_has_bias"] else "no"
+    return f"{kind} {e['placement']}", f"{e['placement']}, {kind} ({bias} bias){extra}"
+
+
+def _embedding_scale(e: dict):
+    return e["scale"], f"x {e['scale']}" + (f" = {math.sqrt(e['d_model']):g}" if e["scale"] != "1" else "")
+
+
+def _output_scale(e: dict):
+    scale = round(e["scale"], 6)
+    return scale, "logits = h E^T" if scale == 1.0 else f"logits = ({scale:g} h) E^T, {scale:g} = d_model^-0.5"
+
+
+def _attention_scale(e: dict):
+    scale = round(e["scale"], 4)
+    is_inverse_sqrt = abs(scale - e["inverse_sqrt_d_head"]) < 1e-4
+    return scale, f"q.k x {scale:g}" + (" = 1/sqrt(d_head)" if is_inverse_sqrt else " (unscaled)")
+
+
+def _tied(e: dict):
+    return e["tied"], f"{'tied' if e['tied'] else 'untied'} ({e['distinct_vocab_parameters']} vocab matrix)"
+
+
+def _final_logits_bias(e: dict):
+    bias = e["final_logits_bias"]
+    if bias is None:
+        return None, "none"
+    kind = "parameter" if bias["trainable"] else "buffer, not trained"
+    return "buffer", f"{tuple(bias['shape'])} {kind}" + (", zeros" if bias["all_zero"] else "")
+
+
+def _biases(e: dict):
+    with_bias, total = e["linear_with_bias"] + e["norm_with_bias"], e["linear_total"] + e["norm_total"]
+    value = "none" if with_bias == 0 else "all" if with_bias == total else "some"
+    return value, f"{e['linear_with_bias']}/{e['linear_total']} Linear, {e['norm_with_bias']}/{e['norm_total']} norms"
+
+
+def _dropout(e: dict):
+    value = "train only" if e["train_mode_max_abs_diff"] > 0 and e["eval_mode_max_abs_diff"] == 0 else "other"
+    return value, ", ".join(f"{k} {v:g}" for k, v in e["config"].items()) + f"; active in {value}"
+
+
+def _causal(e: dict):
+    value = "causal" if e["causal"] else "sees future"
+    return value, f"{value} (max future sensitivity {e['max_future_sensitivity']:.1e})"
+
+
+def _decoder_start(e: dict):
+    return e["role"], f"{e['token']} (id {e['decoder_start_token_id']}) = {e['role']}"
+
+
+def _decoding(e: dict | None):
+    if e is None:
+        return None, "no generation config (a hand-written loop)"
+    value = "greedy" if e["num_beams"] == 1 and not e["do_sample"] else f"beam {e['num_beams']}"
+    forced = f", forced eos {e['forced_eos_token_id']}" if e["forced_eos_token_id"] is not None else ""
+    return value, f"{value}, max_length {e['max_length']}{forced}"
+
+
+SUMMARIES = {
+    "positions": _positions, "norm": _norm, "embedding_scale": _embedding_scale, "output_scale": _output_scale,
+    "attention_scale": _attention_scale, "tied": _tied, "final_logits_bias": _final_logits_bias,
+    "activation": lambda e: (e["activation"], e["activation"]), "biases": _biases, "dropout": _dropout,
+    "causal": _causal, "decoder_start": _decoder_start, "decoding": _decoding,
+}
+
+
+def summarize(row: str, evidence: dict | None):
+    """(value compared by a claim, text of the table cell) for one measured row of one family."""
+    if row not in SUMMARIES:
+        raise ValueError(f"unknown row {row!r}; rows: {', '.join(SUMMARIES)}")
+    return SUMMARIES[row](evidence)
