@@ -6,11 +6,13 @@ from transformers import MarianConfig, MarianMTModel, T5Config, T5ForConditional
 
 from utils.batching import pad_features
 from utils.experiments import (
+    PRACTICES,
     VARIANTS,
     build_variant,
     check_variant,
     decoder_positions_ratio,
     evaluate_greedy,
+    find_sweep_results,
     free_running_accuracy,
     generated_ids,
     load_checkpoint,
@@ -18,6 +20,7 @@ from utils.experiments import (
     max_gradient_difference,
     next_position_attention,
     one_pass_loss,
+    run_row,
     save_checkpoint,
     seconds_per_batch,
     step_loop_loss,
@@ -26,6 +29,7 @@ from utils.experiments import (
     train_variant,
     training_flops,
     translation_scores,
+    verdict_rows,
 )
 from utils.teacher_forcing import decoder_attention_mask_from_labels
 from utils.tinfer import TinferConfig, TinferModel
@@ -247,3 +251,31 @@ def test_load_checkpoint_missing_raises(tmp_path):
         load_checkpoint("causal", tmp_path)
     with pytest.raises(ValueError):
         load_checkpoint("gpt", tmp_path)
+
+
+def test_verdict_rows_show_a_verdict_only_when_its_claims_hold():
+    claims = {claim: {"holds": True} for practice in PRACTICES for claim in practice.claims}
+    metrics = {"causal_greedy_exact_match": 0.93, "step_loop_slowdown": 3.7}
+    rows = verdict_rows(claims, metrics)
+    assert [row["verdict"] for row in rows] == [p.verdict_if_claims_hold for p in PRACTICES]
+    assert "(b) 93%" in rows[0]["measured here"] and "n/a" in rows[0]["measured here"]  # missing metric shown
+    assert "3.70x" in rows[2]["measured here"]
+    claims["no_mask_model_leaks"]["holds"] = False
+    del claims["step_loop_gradients_equal_one_pass"]
+    rows = verdict_rows(claims, metrics)
+    assert rows[1]["verdict"] == "not established: no_mask_model_leaks does not hold"
+    assert rows[3]["verdict"] == "not established: step_loop_gradients_equal_one_pass missing"
+
+
+def test_find_sweep_results_and_run_row(tmp_path):
+    assert find_sweep_results("") == [] and find_sweep_results(tmp_path / "absent") == []
+    for name in ("seed1_n100", "seed0_n100"):
+        (tmp_path / name / "results").mkdir(parents=True)
+        (tmp_path / name / "results" / "04_tinfer_training.json").write_text("{}")
+    (tmp_path / "stray" / "results").mkdir(parents=True)  # a run folder without the notebook's results
+    assert [p.parts[-3] for p in find_sweep_results(tmp_path)] == ["seed0_n100", "seed1_n100"]
+    run = {"parameters": {"seed": 1, "n_train": 100}, "metrics": {"a": 0.5, "b": 2},
+           "claims": {"x": {"holds": True}, "y": {"holds": False}}}
+    assert run_row(run, ["a"]) == {"seed": 1, "n_train": 100, "a": 0.5, "failing_claims": ["y"]}
+    with pytest.raises(KeyError, match="no metrics"):
+        run_row(run, ["c"])

@@ -14,8 +14,10 @@ Greedy decoding until `</s>`, the researcher's test-time procedure, is `utils.de
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sacrebleu
 import torch
@@ -31,7 +33,8 @@ from utils.training import TrainingHistory, train
 
 VARIANTS = ("no_mask", "causal", "t5", "marian")
 VARIANT_FAMILY = {"no_mask": "tinfer", "causal": "tinfer", "t5": "t5", "marian": "marian"}
-CHECKPOINT_DIR = REPO_ROOT / "build" / "checkpoints" / "04_tinfer_training"
+NOTEBOOK_STEM = "04_tinfer_training"
+CHECKPOINT_DIR = REPO_ROOT / "build" / "checkpoints" / NOTEBOOK_STEM
 TINFER_WEIGHTS, TINFER_CONFIG = "model.pt", "tinfer_config.json"
 
 
@@ -150,15 +153,17 @@ def synthetic_batch(vocab_size: int, batch_size: int, source_length: int, target
 
 
 def seconds_per_batch(model, batch: dict[str, torch.Tensor], loss_fn, repeats: int = 3) -> float:
-    """Fastest of `repeats` forward + backward passes of `loss_fn` (the minimum is the least noisy)."""
+    """Fastest of `repeats` forward + backward passes of `loss_fn` (the minimum is the least noisy), after one
+    untimed warm-up pass (first calls on a new shape pay for memory allocation)."""
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     times = []
-    for _ in range(repeats):
+    for repeat in range(repeats + 1):
         model.zero_grad(set_to_none=True)
         start = time.perf_counter()
         loss_fn(model, batch).backward()
-        times.append(time.perf_counter() - start)
+        if repeat > 0:
+            times.append(time.perf_counter() - start)
     model.zero_grad(set_to_none=True)
     return min(times)
 
@@ -220,7 +225,9 @@ def evaluate_greedy(model, tokenizer, features, references: list[str], batch_siz
     model.eval()
     eos = model.config.eos_token_id
     generated, teacher_forced, free_running = [], [0, 0], [0, 0]
+    device = next(model.parameters()).device
     for batch in make_batches(features, batch_size, tokenizer.pad_token_id):
+        batch = {name: tensor.to(device) for name, tensor in batch.items()}
         sequences = greedy_decode(model, batch["input_ids"], batch["attention_mask"], max_new_tokens=max_new_tokens)
         ids = generated_ids(sequences, eos)
         generated += ids
@@ -309,3 +316,121 @@ def load_checkpoint(variant: str, directory: str | Path | None = None):
     else:
         model = build_model(family, model_name_or_path=str(folder))
     return model.eval()
+
+
+# ---------------------------------------------------------------- the verdict, from the recorded numbers
+
+
+@dataclass(frozen=True)
+class Practice:
+    """One part of the researcher's practice, what the papers and HF do, and the claims that decide the verdict."""
+
+    practice: str
+    papers: str  # citations, not measurements
+    hugging_face: str
+    verdict_if_claims_hold: str
+    claims: tuple[str, ...]
+    evidence: Callable[[dict[str, Any]], str]  # metrics -> the measured numbers quoted
+
+
+def _percent(metrics: dict[str, Any], name: str) -> str:
+    return f"{100 * metrics[name]:.0f}%" if name in metrics else "n/a"
+
+
+def _number(metrics: dict[str, Any], name: str, spec: str = ".3g") -> str:
+    return format(metrics[name], spec) if name in metrics else "n/a"
+
+
+PRACTICES = (
+    Practice(
+        "decoder input = the target shifted right, all positions in one pass (teacher forcing)",
+        "Vaswani §3.1: outputs offset by one position; T5 §3.1.2: teacher forcing, maximum likelihood",
+        "`labels` only: the model shifts them right itself and runs one pass",
+        "SAME",
+        ("causal_learns_the_task", "t5_learns_the_task", "marian_learns_the_task"),
+        lambda m: (f"greedy exact match (b) {_percent(m, 'causal_greedy_exact_match')}, "
+                   f"(c) {_percent(m, 't5_greedy_exact_match')}, (d) {_percent(m, 'marian_greedy_exact_match')}"),
+    ),
+    Practice(
+        "no causal mask in the decoder self-attention (padding masks only)",
+        "Vaswani §3.1, §3.2.3: position i may use only outputs before i; T5 §3.2.1: causal decoder mask",
+        "causal AND padding mask built inside the decoder",
+        "DIFFERS: position t reads the token it must predict",
+        ("no_mask_model_leaks", "causal_model_does_not_leak", "t5_model_does_not_leak",
+         "marian_model_does_not_leak"),
+        lambda m: (f"max future sensitivity (a) {_number(m, 'no_mask_max_future_sensitivity')}, (b) "
+                   f"{_number(m, 'causal_max_future_sensitivity')}; (a) puts "
+                   f"{_percent(m, 'no_mask_next_position_attention')} of a head's attention on t + 1"),
+    ),
+    Practice(
+        "no loop over the target length",
+        "Vaswani §3.1 and T5: one parallel pass, made valid by the causal mask",
+        "one pass; the loop only at generation time",
+        "SAME, valid only with the causal mask (then one pass = the loop, in gradients)",
+        ("step_loop_gradients_equal_one_pass", "no_mask_one_pass_differs_from_step_loop"),
+        lambda m: (f"max |grad difference| (b) {_number(m, 'causal_step_loop_max_grad_diff')}; the loop costs "
+                   f"{_number(m, 'step_loop_slowdown', '.2f')}x the FLOPs of one pass"),
+    ),
+    Practice(
+        "no per-step loss masking: one token-mean loss over all positions",
+        "Vaswani §5.4 and T5 §3.1.2: cross-entropy over the target tokens",
+        "one `CrossEntropyLoss(ignore_index=-100)` over all positions (padding only is ignored)",
+        "SAME: with a causal decoder the one-pass loss is the step loop's loss",
+        ("step_loop_gradients_equal_one_pass",),
+        lambda m: (f"(b) one pass {_number(m, 'causal_one_pass_batch_loss', '.4f')} vs step loop "
+                   f"{_number(m, 'causal_step_loop_batch_loss', '.4f')}; (a) one pass "
+                   f"{_number(m, 'no_mask_one_pass_batch_loss', '.4f')} vs step loop "
+                   f"{_number(m, 'no_mask_step_loop_batch_loss', '.4f')}"),
+    ),
+    Practice(
+        "greedy autoregressive loop until <eos> at test time",
+        "Vaswani §6.1: beam 4, α = 0.6; T5: greedy in the study, beam for the final models (§3.7)",
+        "`generate()` with num_beams=1: the same greedy loop",
+        "SAME as HF greedy, and it exposes (a): what (a) learned needs the future it never has here",
+        ("no_mask_fails_at_greedy", "no_mask_exposure_gap_largest"),
+        lambda m: (f"(a) exact match {_percent(m, 'no_mask_greedy_exact_match')}, token accuracy teacher-forced "
+                   f"{_percent(m, 'no_mask_teacher_forced_accuracy')} vs free-running "
+                   f"{_percent(m, 'no_mask_free_running_accuracy')}"),
+    ),
+)
+
+
+def verdict_rows(claims: dict[str, dict[str, Any]], metrics: dict[str, Any]) -> list[dict[str, str]]:
+    """The verdict table: a row's verdict is shown only when every claim behind it was recorded and holds."""
+    rows = []
+    for practice in PRACTICES:
+        missing = [c for c in practice.claims if c not in claims]
+        failing = [c for c in practice.claims if c in claims and not claims[c]["holds"]]
+        if missing or failing:
+            verdict = "not established: " + ", ".join([f"{c} missing" for c in missing] +
+                                                       [f"{c} does not hold" for c in failing])
+        else:
+            verdict = practice.verdict_if_claims_hold
+        rows.append({"researcher's practice": practice.practice, "papers": practice.papers,
+                     "HF T5 / Marian": practice.hugging_face, "measured here": practice.evidence(metrics),
+                     "verdict": verdict, "claims": ", ".join(practice.claims)})
+    return rows
+
+
+# ---------------------------------------------------------------- the sweep (notebook 04b)
+
+RESULTS_FILE = f"{NOTEBOOK_STEM}.json"
+
+
+def find_sweep_results(sweep_dir: str | Path) -> list[Path]:
+    """`<sweep_dir>/*/results/04_tinfer_training.json`, sorted; a relative `sweep_dir` is taken from the
+    repository root, and "" means no sweep (an empty list, like a folder that does not exist)."""
+    if not str(sweep_dir):
+        return []
+    folder = Path(sweep_dir) if Path(sweep_dir).is_absolute() else REPO_ROOT / sweep_dir
+    return sorted(folder.glob(f"*/results/{RESULTS_FILE}"))
+
+
+def run_row(run: dict[str, Any], metric_names: list[str]) -> dict[str, Any]:
+    """One sweep run as a table row: its seed and training-set size, the chosen metrics, its failing claims."""
+    missing = [name for name in metric_names if name not in run["metrics"]]
+    if missing:
+        raise KeyError(f"run with parameters {run['parameters']} has no metrics {missing}")
+    failing = [claim_id for claim_id, claim in run["claims"].items() if not claim["holds"]]
+    return ({"seed": run["parameters"]["seed"], "n_train": run["parameters"]["n_train"]}
+            | {name: run["metrics"][name] for name in metric_names} | {"failing_claims": failing})

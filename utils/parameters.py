@@ -28,7 +28,11 @@ class Parameter:
 
 
 def resolve_notebook(notebook: str | Path) -> Path:
-    """A path, a stem (`01_shift_right`) or a number prefix (`01`) -> the source notebook path."""
+    """A path, a stem (`01_shift_right`) or a number prefix (`01`) -> the source notebook path.
+
+    A prefix that several notebooks share resolves to the one it names up to an underscore (`04` is
+    `04_tinfer_training`, not `04b_tinfer_sweep`); otherwise it is ambiguous.
+    """
     path = Path(notebook)
     if path.suffix == ".ipynb" and path.exists():
         return path
@@ -38,6 +42,9 @@ def resolve_notebook(notebook: str | Path) -> Path:
         return exact[0]
     if len(matches) == 1:
         return matches[0]
+    numbered = [m for m in matches if m.stem.startswith(f"{path.stem}_")]  # "04" -> 04_*, not 04b_*
+    if len(numbered) == 1:
+        return numbered[0]
     available = ", ".join(p.stem for p in sorted(NOTEBOOKS_DIR.glob("*.ipynb")))
     if not matches:
         raise FileNotFoundError(f"no notebook matches {str(notebook)!r}; available: {available}")
