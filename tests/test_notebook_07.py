@@ -1,0 +1,37 @@
+"""Notebook 07 (the HF translation recipe on 5.x), smoke parameters: the recipe agrees with the hand-written code."""
+
+import math
+
+CLAIMS = [
+    "collated_decoder_inputs_are_shifted_labels",
+    "trainer_loss_equals_model_loss",
+    "recipe_generate_equals_hand_written_greedy",
+    "recipe_and_hand_loop_scores_match",
+    "recipe_training_reduces_loss",
+]
+
+
+def test_07_translation_recipe_claims_hold(smoke_results, assert_claims_hold):
+    results = smoke_results("07_translation_recipe")
+    assert_claims_hold(results, CLAIMS)
+    assert results["parameters"]["families"] == ["t5", "marian"]
+
+
+def test_07_metrics_are_scores_of_both_families(smoke_results):
+    metrics = smoke_results("07_translation_recipe")["metrics"]
+    for family in ("t5", "marian"):
+        for name in ("bleu", "chrf"):
+            assert 0.0 <= metrics[f"{family}_{name}"] <= 100.0, (family, name)
+        assert 0.0 <= metrics[f"{family}_exact_match"] <= 1.0
+        assert 1.0 <= metrics[f"{family}_gen_len"] <= 25.0  # max_new_tokens + start token
+        assert metrics[f"{family}_loss"] < metrics[f"{family}_train_loss"] + 1.0
+        assert math.isfinite(metrics[f"{family}_train_loss"])
+    assert isinstance(metrics["notebook_04_results_found"], bool)
+
+
+def test_07_loss_evidence_is_three_equal_numbers(smoke_results):
+    evidence = smoke_results("07_translation_recipe")["claims"]["trainer_loss_equals_model_loss"]["evidence"]
+    for family in ("t5", "marian"):
+        losses = evidence[family]
+        assert losses["label_tokens"] > 0
+        assert abs(losses["trainer_compute_loss"] - losses["masked_cross_entropy"]) <= 1e-5

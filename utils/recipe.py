@@ -1,0 +1,219 @@
+"""The Hugging Face translation recipe, rebuilt for transformers 5.x, offline, on CPU (notebook 07).
+
+The steps of HF's `translation.ipynb`, each with the 5.x API:
+
+    load_translation_dataset   datasets.load_dataset("json", ...) on our jsonl splits
+    make_preprocess_function   tokenizer(inputs, text_target=targets, ...) with an optional task prefix
+    make_training_arguments    Seq2SeqTrainingArguments(predict_with_generate=True, eval_strategy=..., no hub)
+    build_trainer              Seq2SeqTrainer(processing_class=tokenizer, data_collator=DataCollatorForSeq2Seq(...))
+    make_compute_metrics       sacrebleu BLEU and chrF, exact match and generated length from token ids
+
+and two checks that tie the recipe to the hand-written code: `trainer_losses` (the Trainer's loss next
+to the model's and a hand-computed cross-entropy) and `greedy_predictions` (the hand-written greedy
+loop over the same batches that `Seq2SeqTrainer.predict` generates for).
+"""
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from datasets import DatasetDict, load_dataset
+from transformers import DataCollatorForSeq2Seq, EvalPrediction, Seq2SeqTrainer, Seq2SeqTrainingArguments
+
+from utils.data import LANGUAGES, SPLITS
+from utils.decoding import greedy_decode
+from utils.experiments import translation_scores
+from utils.paths import DATA_DIR
+from utils.teacher_forcing import IGNORE_INDEX, masked_cross_entropy
+
+
+def load_translation_dataset(splits: dict[str, int | None], data_dir: str | Path = DATA_DIR) -> DatasetDict:
+    """`{split: limit}` -> a DatasetDict read with `load_dataset("json")`; limit None keeps the whole split.
+
+    Each row is a record of our corpus: id, en, de, fr, kind.
+    """
+    unknown = [split for split in splits if split not in SPLITS]
+    if unknown or not splits:
+        raise ValueError(f"splits must name some of {SPLITS}, got {list(splits)}")
+    data_files = {split: str(Path(data_dir) / f"{split}.jsonl") for split in splits}
+    missing = [path for path in data_files.values() if not Path(path).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{missing[0]} does not exist: run `python -m utils.data` to generate the data set")
+    dataset = load_dataset("json", data_files=data_files)
+    for split, limit in splits.items():
+        if limit is not None:
+            if limit < 1:
+                raise ValueError(f"limit for split {split!r} must be >= 1 or None, got {limit}")
+            dataset[split] = dataset[split].select(range(min(limit, len(dataset[split]))))
+    return dataset
+
+
+def make_preprocess_function(tokenizer, source_lang: str = "en", target_lang: str = "de", source_prefix: str = "",
+                             max_source_length: int = 64, max_target_length: int = 64) -> Callable[[dict], dict]:
+    """The recipe's `preprocess_function` for `dataset.map(..., batched=True)`.
+
+    Targets go through `text_target=` (which replaces the target-mode context manager of 4.x), so they come
+    back as `labels`; sources get `source_prefix` (T5's "translate English to German: ").
+    """
+    for lang in (source_lang, target_lang):
+        if lang not in LANGUAGES:
+            raise ValueError(f"unknown language {lang!r}; allowed: {', '.join(LANGUAGES)}")
+    if source_lang == target_lang:
+        raise ValueError(f"source and target language are both {source_lang!r}")
+
+    def preprocess(examples: dict[str, list]) -> dict[str, list]:
+        inputs = [source_prefix + text for text in examples[source_lang]]
+        model_inputs = tokenizer(inputs, max_length=max_source_length, truncation=True)
+        targets = tokenizer(text_target=examples[target_lang], max_length=max_target_length, truncation=True)
+        model_inputs["labels"] = targets["input_ids"]
+        return model_inputs
+
+    return preprocess
+
+
+def tokenize_dataset(dataset, tokenizer, **preprocess_kwargs):
+    """`dataset.map(preprocess, batched=True)`, keeping only input_ids, attention_mask and labels."""
+    preprocess = make_preprocess_function(tokenizer, **preprocess_kwargs)
+    return dataset.map(preprocess, batched=True, remove_columns=dataset.column_names, keep_in_memory=True)
+
+
+def token_ids_to_lists(token_ids, pad_token_id: int, eos_token_id: int, decoder_start_token_id: int | None = None
+                       ) -> list[list[int]]:
+    """Generated or label ids (B, L) -> per row the ids up to and including the first eos.
+
+    -100 (label padding, or `predict`'s padding between batches) and pad are dropped; a leading
+    decoder start token is dropped. Rows of different generators become directly comparable.
+    """
+    rows = []
+    for row in np.asarray(token_ids).tolist():
+        if decoder_start_token_id is not None and row and row[0] == decoder_start_token_id:
+            row = row[1:]
+        kept = []
+        for token in row:
+            if token in (IGNORE_INDEX, pad_token_id):
+                continue
+            kept.append(token)
+            if token == eos_token_id:
+                break
+        rows.append(kept)
+    return rows
+
+
+def concat_padded(batches: list[torch.Tensor], pad_token_id: int) -> np.ndarray:
+    """(B_i, L_i) batches of token ids -> one (sum B_i, max L_i) array, right-padded with `pad_token_id`."""
+    if not batches:
+        raise ValueError("no batches to concatenate")
+    width = max(batch.shape[1] for batch in batches)
+    rows = [torch.nn.functional.pad(batch.cpu(), (0, width - batch.shape[1]), value=pad_token_id) for batch in batches]
+    return torch.cat(rows).numpy()
+
+
+def decode_token_ids(tokenizer, token_ids) -> list[str]:
+    """Token ids (B, L), possibly with -100, -> stripped strings without special tokens."""
+    token_ids = np.where(np.asarray(token_ids) != IGNORE_INDEX, token_ids, tokenizer.pad_token_id)
+    return [text.strip() for text in tokenizer.batch_decode(token_ids, skip_special_tokens=True)]
+
+
+def make_compute_metrics(tokenizer) -> Callable[[EvalPrediction], dict[str, float]]:
+    """`compute_metrics` for `Seq2SeqTrainer(predict_with_generate=True)`: BLEU, chrF, exact match, gen_len.
+
+    gen_len is the mean number of generated tokens that are not padding (the recipe's definition).
+    """
+    def compute_metrics(eval_preds: EvalPrediction) -> dict[str, float]:
+        predictions, label_ids = eval_preds.predictions, eval_preds.label_ids
+        if isinstance(predictions, tuple):
+            predictions = predictions[0]
+        predictions = np.where(predictions != IGNORE_INDEX, predictions, tokenizer.pad_token_id)
+        scores = translation_scores(decode_token_ids(tokenizer, predictions), decode_token_ids(tokenizer, label_ids))
+        scores["gen_len"] = float(np.mean(np.count_nonzero(predictions != tokenizer.pad_token_id, axis=1)))
+        return {name: round(float(value), 4) for name, value in scores.items()}
+
+    return compute_metrics
+
+
+def make_training_arguments(output_dir: str | Path, max_steps: int, batch_size: int = 32, learning_rate: float = 1e-3,
+                            warmup_steps: int = 50, weight_decay: float = 0.01, seed: int = 0,
+                            generation_max_length: int = 48, device: torch.device | str = "cpu",
+                            logging_steps: int = 50) -> Seq2SeqTrainingArguments:
+    """The recipe's `Seq2SeqTrainingArguments`, CPU-friendly: no fp16, no checkpoints, no hub, no reporting."""
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+    return Seq2SeqTrainingArguments(
+        output_dir=str(output_dir),
+        max_steps=max_steps,
+        per_device_train_batch_size=batch_size,
+        per_device_eval_batch_size=batch_size,
+        learning_rate=learning_rate,
+        warmup_steps=warmup_steps,
+        weight_decay=weight_decay,
+        lr_scheduler_type="linear",
+        max_grad_norm=1.0,
+        eval_strategy="no",
+        save_strategy="no",
+        logging_steps=logging_steps,
+        report_to="none",
+        push_to_hub=False,
+        disable_tqdm=True,
+        predict_with_generate=True,
+        generation_max_length=generation_max_length,
+        generation_num_beams=1,
+        seed=seed,
+        data_seed=seed,
+        use_cpu=torch.device(device).type == "cpu",
+        dataloader_num_workers=0,
+    )
+
+
+def build_trainer(model, tokenizer, args: Seq2SeqTrainingArguments, train_dataset=None,
+                  eval_dataset=None) -> Seq2SeqTrainer:
+    """`Seq2SeqTrainer` with `processing_class=tokenizer` (5.x's name for the old `tokenizer=` argument),
+    `DataCollatorForSeq2Seq(tokenizer, model=model)` and the sacrebleu `compute_metrics`."""
+    return Seq2SeqTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
+        processing_class=tokenizer,
+        compute_metrics=make_compute_metrics(tokenizer),
+    )
+
+
+def training_losses(trainer: Seq2SeqTrainer) -> tuple[list[int], list[float]]:
+    """(steps, losses) that the Trainer logged every `logging_steps`."""
+    logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+    return [entry["step"] for entry in logged], [float(entry["loss"]) for entry in logged]
+
+
+@torch.no_grad()
+def trainer_losses(trainer: Seq2SeqTrainer, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    """One collated batch, in eval mode, three ways: the Trainer's `compute_loss` (with the label-token
+    count the training step passes it), `model(**batch).loss`, and `masked_cross_entropy` on the logits."""
+    model = trainer.model.eval()
+    device = next(model.parameters()).device
+    batch = {name: tensor.to(device) for name, tensor in batch.items()}
+    n_label_tokens = int((batch["labels"] != IGNORE_INDEX).sum())
+    outputs = model(**batch)
+    return {
+        "trainer_compute_loss": float(trainer.compute_loss(model, dict(batch), num_items_in_batch=n_label_tokens)),
+        "model_loss": float(outputs.loss),
+        "masked_cross_entropy": float(masked_cross_entropy(outputs.logits, batch["labels"])),
+        "label_tokens": n_label_tokens,
+    }
+
+
+@torch.no_grad()
+def greedy_predictions(model, dataset, collator: DataCollatorForSeq2Seq, batch_size: int, max_new_tokens: int,
+                       forced_eos_token_id: int | None = None) -> list[torch.Tensor]:
+    """The hand-written greedy loop (`utils.decoding.greedy_decode`) over the dataset, batch by batch in
+    order, with the same collator and batch size as `Seq2SeqTrainer.predict`: one (B, L) tensor per batch."""
+    model.eval()
+    device = next(model.parameters()).device
+    outputs = []
+    for start in range(0, len(dataset), batch_size):
+        features = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        batch = collator(features)
+        outputs.append(greedy_decode(model, batch["input_ids"].to(device), batch["attention_mask"].to(device),
+                                     max_new_tokens=max_new_tokens, forced_eos_token_id=forced_eos_token_id))
+    return outputs
