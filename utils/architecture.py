@@ -219,18 +219,22 @@ def embedding_scale(model, family: str, input_ids: torch.Tensor) -> dict:
     model.eval()
     d_model = d_model_of(model)
     table = model.get_input_embeddings().weight if family != "tinfer" else model.embed_tokens.weight
-    if family == "tinfer":
-        encoder_states = model.encode(input_ids)
-        reference, _ = model.decode(input_ids, encoder_states)
-        run = lambda s: model.decode(None, encoder_states, decoder_inputs_embeds=s * table[input_ids])[0]  # noqa: E731
-    else:
-        encoder = model.get_encoder()
-        reference = encoder(input_ids=input_ids).last_hidden_state
-        run = lambda s: encoder(inputs_embeds=s * table[input_ids]).last_hidden_state  # noqa: E731
-    differences = {name: float((run(s) - reference).abs().max()) for name, s in
+    encoder_states = model.encode(input_ids) if family == "tinfer" else None
+
+    def run(ids=None, embeds=None) -> torch.Tensor:
+        if family == "tinfer":
+            return model.decode(ids, encoder_states, decoder_inputs_embeds=embeds)[0]
+        return model.get_encoder()(input_ids=ids, inputs_embeds=embeds).last_hidden_state
+
+    reference = run(ids=input_ids)
+    differences = {name: float((run(embeds=s * table[input_ids]) - reference).abs().max()) for name, s in
                    (("1", 1.0), ("sqrt(d_model)", math.sqrt(d_model)))}
     best = min(differences, key=differences.get)
     return {"scale": best if differences[best] < 1e-5 else "unknown", "max_abs_diff": differences, "d_model": d_model}
+
+
+def centred_rows(x: torch.Tensor) -> torch.Tensor:
+    return x - x.mean(dim=-1, keepdim=True)
 
 
 def fitted_scale(y: torch.Tensor, x: torch.Tensor) -> tuple[float, float]:
@@ -257,8 +261,9 @@ def query_key(attention: nn.Module, family: str, hidden_states: torch.Tensor) ->
     q_proj, k_proj = (attention.q, attention.k) if family == "t5" else (attention.q_proj, attention.k_proj)
     heads = attention.n_heads if family in ("t5", "tinfer") else attention.num_heads
     batch_size, length, _ = hidden_states.shape
-    split = lambda x: x.view(batch_size, length, heads, -1).transpose(1, 2)  # noqa: E731  (B, H, T, d_head)
-    return split(q_proj(hidden_states)), split(k_proj(hidden_states))
+    q = q_proj(hidden_states).view(batch_size, length, heads, -1).transpose(1, 2)  # (B, H, T, d_head)
+    k = k_proj(hidden_states).view(batch_size, length, heads, -1).transpose(1, 2)  # (B, H, T, d_head)
+    return q, k
 
 
 @torch.no_grad()
@@ -278,8 +283,8 @@ def attention_score_scale(model, family: str, length: int = 6, seed: int = 0) ->
         _, weights = attention(hidden_states)
     q, k = query_key(attention, family, hidden_states)
     raw = q @ k.transpose(-1, -2)  # (B, H, T, T)
-    centre = lambda x: x - x.mean(dim=-1, keepdim=True)  # noqa: E731
-    s, residual = fitted_scale(centre(weights.log() - bias), centre(raw))
+    log_weights = weights.log() - bias  # = s * raw - logsumexp(row): centring each row removes the logsumexp
+    s, residual = fitted_scale(centred_rows(log_weights), centred_rows(raw))
     d_head = q.shape[-1]
     return {"scale": s, "residual": residual, "d_head": d_head, "inverse_sqrt_d_head": d_head**-0.5}
 
