@@ -368,7 +368,7 @@ PRACTICES = (
         "one pass; the loop only at generation time",
         "SAME, valid only with the causal mask (then one pass = the loop, in gradients)",
         ("step_loop_gradients_equal_one_pass", "no_mask_one_pass_differs_from_step_loop"),
-        lambda m: (f"max |grad difference| (b) {_number(m, 'causal_step_loop_max_grad_diff')}; the loop costs "
+        lambda m: (f"max abs gradient difference (b) {_number(m, 'causal_step_loop_max_grad_diff')}; the loop costs "
                    f"{_number(m, 'step_loop_slowdown', '.2f')}x the FLOPs of one pass"),
     ),
     Practice(
