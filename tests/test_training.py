@@ -121,6 +121,15 @@ def test_bad_arguments_raise(kwargs, message):
         train(tiny_model(), pad_token_id=PAD, **arguments)
 
 
+def test_device_auto_and_bad_device_names():
+    features = copy_features(16)
+    history = train(tiny_model(), features, PAD, n_steps=2, batch_size=8, device="auto", progress=False)
+    assert len(history.losses) == 2
+    assert evaluate_loss(tiny_model(), features, PAD, device="cpu") > 0
+    with pytest.raises(ValueError, match="parameter 'device'"):
+        train(tiny_model(), features, PAD, n_steps=2, device="tpu", progress=False)
+
+
 def test_final_loss_averages_the_tail():
     history = TrainingHistory(steps=[1, 2, 3, 4], losses=[4.0, 3.0, 2.0, 1.0])
     assert history.final_loss(2) == 1.5

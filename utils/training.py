@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from transformers import get_inverse_sqrt_schedule, get_linear_schedule_with_warmup
 
 from utils.batching import pad_features
+from utils.device import resolve_device
 
 SCHEDULES = ("linear", "inverse_sqrt", "constant")
 
@@ -69,12 +70,13 @@ def train(
     """Train for `n_steps` optimizer steps, cycling through the data; returns the loss of every step.
 
     `loss_fn(model, batch) -> loss` replaces `model(**batch).loss` (e.g. the step-by-step loop).
+    `device` is a torch device or a name, "auto" included (`utils.device.resolve_device`).
     """
     if n_steps < 1:
         raise ValueError(f"n_steps must be >= 1, got {n_steps}")
     if not features:
         raise ValueError("no training features")
-    device = torch.device(device)
+    device = resolve_device(device) if isinstance(device, str) else torch.device(device)
     accelerator = Accelerator(cpu=device.type == "cpu")
     dataloader = make_dataloader(features, batch_size, pad_token_id, shuffle=True, seed=seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -110,6 +112,7 @@ def train(
 def evaluate_loss(model: torch.nn.Module, features, pad_token_id: int, batch_size: int = 64,
                   device: torch.device | str = "cpu") -> float:
     """Teacher-forced loss over a whole split, token-weighted across batches (not a mean of batch means)."""
+    device = resolve_device(device) if isinstance(device, str) else torch.device(device)
     model.eval()
     total_loss, total_tokens = 0.0, 0
     for batch in make_dataloader(features, batch_size, pad_token_id, shuffle=False):
