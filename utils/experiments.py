@@ -383,7 +383,7 @@ PRACTICES = (
                    f"{_number(m, 'no_mask_step_loop_batch_loss', '.4f')}"),
     ),
     Practice(
-        "greedy autoregressive loop until <eos> at test time",
+        "greedy autoregressive loop until `<eos>` at test time",
         "Vaswani §6.1: beam 4, α = 0.6; T5: greedy in the study, beam for the final models (§3.7)",
         "`generate()` with num_beams=1: the same greedy loop",
         "SAME as HF greedy, and it exposes (a): what (a) learned needs the future it never has here",
