@@ -26,7 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from utils.batching import make_batches
 from utils.decoding import greedy_decode
 from utils.models import build_model
-from utils.paths import REPO_ROOT
+from utils.paths import REPO_ROOT, reports_dir
 from utils.teacher_forcing import IGNORE_INDEX, decoder_attention_mask_from_labels, shift_right
 from utils.tinfer import TinferConfig, TinferModel
 from utils.training import TrainingHistory, train
@@ -34,8 +34,13 @@ from utils.training import TrainingHistory, train
 VARIANTS = ("no_mask", "causal", "t5", "marian")
 VARIANT_FAMILY = {"no_mask": "tinfer", "causal": "tinfer", "t5": "t5", "marian": "marian"}
 NOTEBOOK_STEM = "04_tinfer_training"
-CHECKPOINT_DIR = REPO_ROOT / "build" / "checkpoints" / NOTEBOOK_STEM
 TINFER_WEIGHTS, TINFER_CONFIG = "model.pt", "tinfer_config.json"
+
+
+def checkpoint_dir() -> Path:
+    """Trained models of a run live beside its reports (never committed), so a smoke or sweep run
+    into another folder cannot replace the checkpoints that `make run`'s notebook 05 loads."""
+    return reports_dir() / "checkpoints" / NOTEBOOK_STEM
 
 
 def check_variant(variant: str) -> str:
@@ -291,7 +296,7 @@ def next_position_attention(self_attentions: tuple[torch.Tensor, ...], decoder_a
 
 def save_checkpoint(model, variant: str, directory: str | Path | None = None) -> Path:
     """`<directory>/<variant>/`: save_pretrained for HF models, state_dict + config JSON for tinfer."""
-    folder = Path(directory or CHECKPOINT_DIR) / check_variant(variant)
+    folder = Path(directory or checkpoint_dir()) / check_variant(variant)
     folder.mkdir(parents=True, exist_ok=True)
     if is_tinfer(model):
         torch.save(model.state_dict(), folder / TINFER_WEIGHTS)
@@ -303,7 +308,7 @@ def save_checkpoint(model, variant: str, directory: str | Path | None = None) ->
 
 def load_checkpoint(variant: str, directory: str | Path | None = None):
     """A model saved by notebook 04, in eval mode; FileNotFoundError (saying how to make it) when absent."""
-    folder = Path(directory or CHECKPOINT_DIR) / check_variant(variant)
+    folder = Path(directory or checkpoint_dir()) / check_variant(variant)
     family = VARIANT_FAMILY[variant]
     needed = folder / (TINFER_CONFIG if family == "tinfer" else "config.json")
     if not needed.is_file():

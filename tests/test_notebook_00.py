@@ -1,0 +1,38 @@
+"""The findings notebook, run after every other notebook's smoke run, and its slide deck."""
+
+import pytest
+
+from utils.findings import failing_claims, missing_required
+from utils.paths import NOTEBOOKS_DIR
+from utils.render import build_slides, remote_references
+from utils.results import load_all_results
+
+OTHER_NOTEBOOKS = sorted(p.stem for p in NOTEBOOKS_DIR.glob("[0-9]*.ipynb") if not p.stem.startswith("00_"))
+
+
+@pytest.fixture(scope="module")
+def findings(smoke_results, smoke_reports):
+    for stem in OTHER_NOTEBOOKS:
+        smoke_results(stem)
+    return smoke_results("00_findings")
+
+
+def test_00_findings_records_the_table_claims_consistently(findings, smoke_reports):
+    results = {stem: data for stem, data in load_all_results(smoke_reports / "results").items()
+               if stem != "00_findings"}
+    assert set(results) == set(OTHER_NOTEBOOKS)
+    present = findings["claims"]["all_required_claims_present"]
+    assert present["holds"], f"the verdict table misses: {present['evidence']}"
+    assert missing_required(results) == []
+    all_hold = findings["claims"]["all_claims_hold"]
+    assert all_hold["holds"] == (failing_claims(results) == [])
+    assert all_hold["evidence"]["not_holding"] == failing_claims(results)
+    assert findings["metrics"]["notebooks_read"] == len(OTHER_NOTEBOOKS)
+    assert findings["metrics"]["key_figures_shown"] >= 1
+
+
+def test_00_findings_writes_markdown_and_an_offline_deck(findings, smoke_reports):
+    markdown = (smoke_reports / "FINDINGS.md").read_text(encoding="utf-8")
+    assert "| topic |" in markdown and "Is this what the original Transformer does?" in markdown
+    deck = build_slides(smoke_reports / "00_findings.ipynb", smoke_reports / "slides")
+    assert remote_references(deck.read_text(encoding="utf-8")) == []

@@ -1,0 +1,43 @@
+"""The committed reports are what `make run` renders from the current sources: none is stale or missing."""
+
+import json
+
+import pytest
+
+from utils.parameters import read_parameters
+from utils.paths import NOTEBOOKS_DIR, REPO_ROOT
+from utils.run import source_hash
+
+REPORTS = REPO_ROOT / "reports"
+SOURCES = sorted(NOTEBOOKS_DIR.glob("[0-9]*.ipynb"))
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_committed_report_matches_its_source(source):
+    executed = REPORTS / f"{source.stem}.ipynb"
+    assert executed.exists(), f"no committed report for {source.stem}: run `make run` and commit reports/"
+    metadata = json.loads(executed.read_text(encoding="utf-8"))["metadata"].get("tinfer", {})
+    assert metadata.get("source_sha256") == source_hash(source), (
+        f"reports/{source.stem}.ipynb is stale against notebooks/{source.stem}.ipynb: re-run `make run`")
+    assert metadata.get("smoke") is False, f"reports/{source.stem}.ipynb was rendered with smoke parameters"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_committed_results_use_default_parameters(source):
+    path = REPORTS / "results" / f"{source.stem}.json"
+    assert path.exists(), f"no committed results for {source.stem}"
+    recorded = json.loads(path.read_text(encoding="utf-8"))["parameters"]
+    defaults = {name: parameter.default for name, parameter in read_parameters(source).items()}
+    assert recorded == json.loads(json.dumps(defaults)), f"{path.name} was not produced with default parameters"
+
+
+def test_findings_markdown_is_committed():
+    text = (REPORTS / "FINDINGS.md").read_text(encoding="utf-8")
+    assert "| topic |" in text and "Is this what T5 does?" in text
+
+
+def test_committed_default_run_has_every_claim_holding():
+    findings = json.loads((REPORTS / "results" / "00_findings.json").read_text(encoding="utf-8"))
+    for claim_id in ("all_required_claims_present", "all_claims_hold"):
+        claim = findings["claims"][claim_id]
+        assert claim["holds"], f"{claim_id} does not hold in the committed default run: {claim['evidence']}"
