@@ -22,13 +22,14 @@ CLAIMS = [
     "constraints_satisfied",
     "no_cache_recomputes_the_prefix",
     "greedy_matches_generate_decoder_only",
+    "gnmt_and_hf_length_penalties_can_rank_differently",
 ]
 
 
 def test_05_decoding_smoke(smoke_results, assert_claims_hold):
     results = smoke_results("05_decoding")
     assert_claims_hold(results, CLAIMS)
-    assert "gnmt_and_hf_length_penalties_rank_differently" in results["claims"]  # data-dependent: recorded, either way
+    assert results["metrics"]["gnmt_vs_hf_pairs_ordered_differently"] >= 0  # data-dependent count, recorded either way
     metrics, timings = results["metrics"], results["timings"]
     # smoke does not look for notebook 04's checkpoints: it trains its own tiny T5
     assert metrics["trained_model_source"] == "trained here" and metrics["trained_families"] == ["t5"]

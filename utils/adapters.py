@@ -150,7 +150,21 @@ def set_eval(model) -> None:
 # --- HF encoder-decoders and TinferModel ---------------------------------------------------------------------
 
 
-class Seq2SeqLMAdapter:
+class _WrappedModel:
+    """Device moves and eval mode pass through to the wrapped `self.model`."""
+
+    model: torch.nn.Module
+
+    def to(self, device):
+        self.model.to(device)
+        return self
+
+    def eval(self):
+        self.model.eval()
+        return self
+
+
+class Seq2SeqLMAdapter(_WrappedModel):
     """An HF encoder-decoder (`AutoModelForSeq2SeqLM`: T5, Marian, BART, ...) or a TinferModel as an auditable model.
 
     forward: `model(input_ids=..., attention_mask=..., decoder_input_ids=..., decoder_attention_mask=...).logits`
@@ -193,14 +207,6 @@ class Seq2SeqLMAdapter:
 
     def __repr__(self) -> str:
         return f"Seq2SeqLMAdapter({type(self.model).__name__})"
-
-    def to(self, device):
-        self.model.to(device)
-        return self
-
-    def eval(self):
-        self.model.eval()
-        return self
 
     def forward(self, input_ids, decoder_input_ids, attention_mask=None, decoder_attention_mask=None):
         return self.model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
@@ -252,7 +258,7 @@ class Seq2SeqLMAdapter:
 # --- models built on torch.nn.Transformer --------------------------------------------------------------------
 
 
-class TorchTransformerAdapter:
+class TorchTransformerAdapter(_WrappedModel):
     """A model built on `torch.nn.Transformer`, whose forward takes nn.Transformer's keyword names:
 
         model(src, tgt, tgt_mask=..., src_key_padding_mask=..., tgt_key_padding_mask=...,
@@ -285,14 +291,6 @@ class TorchTransformerAdapter:
 
     def __repr__(self) -> str:
         return f"TorchTransformerAdapter({type(self.model).__name__}, tgt_mask={self.tgt_mask!r})"
-
-    def to(self, device):
-        self.model.to(device)
-        return self
-
-    def eval(self):
-        self.model.eval()
-        return self
 
     def forward(self, input_ids, decoder_input_ids, attention_mask=None, decoder_attention_mask=None):
         length = decoder_input_ids.shape[1]
