@@ -26,13 +26,6 @@ from utils.tinfer import TinferConfig, TinferModel
 VOCAB, PAD, EOS = 40, 0, 1
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 def tinfer(causal: bool = True) -> TinferModel:
     torch.manual_seed(0)

@@ -43,14 +43,6 @@ VOCAB, PAD, EOS = 40, 0, 1
 SPECIAL = (PAD, EOS)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run faster on one intra-op thread (no waiting between threads); restored afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def inputs():

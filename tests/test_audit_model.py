@@ -35,13 +35,6 @@ NN_TRANSFORMER = "examples/nn_transformer_model.py:build"
 SMALL = {"batch_size": 2, "source_length": 5, "target_length": 6, "n_trials": 2, "max_new_tokens": 5}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 @pytest.fixture(scope="module")
 def causal():
