@@ -349,7 +349,7 @@ def _number(metrics: dict[str, Any], name: str, spec: str = ".3g") -> str:
 PRACTICES = (
     Practice(
         "decoder input = the target shifted right, all positions in one pass (teacher forcing)",
-        "Vaswani §3.1: outputs offset by one position; T5 §3.1.2: teacher forcing, maximum likelihood",
+        "Vaswani §3.1: outputs offset by one position; T5 §2.4: teacher forcing, maximum likelihood",
         "`labels` only: the model shifts them right itself and runs one pass",
         "SAME",
         ("causal_learns_the_task", "t5_learns_the_task", "marian_learns_the_task"),
@@ -378,7 +378,7 @@ PRACTICES = (
     ),
     Practice(
         "no per-step loss masking: one token-mean loss over all positions",
-        "Vaswani §5.4 and T5 §3.1.2: cross-entropy over the target tokens",
+        "Vaswani §5.4 and T5 §2.4: cross-entropy over the target tokens",
         "one `CrossEntropyLoss(ignore_index=-100)` over all positions (padding only is ignored)",
         "SAME: with a causal decoder the one-pass loss is the step loop's loss",
         ("step_loop_gradients_equal_one_pass",),
