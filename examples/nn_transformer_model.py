@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utils.adapters import TorchTransformerAdapter
-from utils.tinfer import sinusoidal_positions
+from utils.experiments.auditable_models import TorchTransformerAdapter
+from utils.handwritten.tinfer import sinusoidal_positions
 
 VOCAB_SIZE = 96
 UNK, PAD, BOS, EOS = 0, 1, 2, 3  # the tutorial's special ids: the decoder starts from <bos>

@@ -2,9 +2,9 @@
 
     python -m utils.audit_model examples/tinfer_no_mask.py:build      # exits 1: the decoder sees the future
 
-The network is `utils.tinfer.TinferModel` (Vaswani et al. 2017 layout) with `causal=False`: decoder self-attention
+The network is `utils.handwritten.tinfer.TinferModel` (Vaswani et al. 2017 layout) with `causal=False`: decoder self-attention
 masks padding only. Training feeds the whole right-shifted target in one pass; test time is a greedy loop until
-<eos>. The class below is the interface the audit expects, written by hand (see utils/adapters.py):
+<eos>. The class below is the interface the audit expects, written by hand (see utils/experiments/auditable_models.py):
 the four ids, `forward` (one teacher-forced pass -> logits), and the optional `decoder_input_ids_from_labels`,
 `loss` and `generate`. Weights are random: the audit tests the architecture, not what it has learned.
 """
@@ -12,8 +12,8 @@ the four ids, `forward` (one teacher-forced pass -> logits), and the optional `d
 import torch
 from torch import nn
 
-from utils.teacher_forcing import shift_right
-from utils.tinfer import TinferConfig, TinferModel
+from utils.handwritten.teacher_forcing import shift_right
+from utils.handwritten.tinfer import TinferConfig, TinferModel
 
 VOCAB_SIZE = 96
 PAD, EOS = 0, 1

@@ -30,7 +30,7 @@ def smoke_reports(tmp_path_factory):
 @pytest.fixture(scope="session")
 def smoke_results(smoke_reports):
     """`smoke_results("01_shift_right")` -> that notebook's results dict, executing it once per session."""
-    from utils.run import main as run_main
+    from utils.harness.run import main as run_main
 
     cache = {}
 

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from transformers import GPT2Config, GPT2LMHeadModel, T5Config, T5ForConditionalGeneration
 
-from utils.adapters import (
+from utils.experiments.auditable_models import (
     AuditInputError,
     Seq2SeqLMAdapter,
     TorchTransformerAdapter,
@@ -18,10 +18,10 @@ from utils.adapters import (
     set_eval,
     to_device,
 )
-from utils.audit import future_leakage
-from utils.decoding import greedy_decode
-from utils.teacher_forcing import IGNORE_INDEX, shift_right
-from utils.tinfer import TinferConfig, TinferModel
+from utils.handwritten.leakage_audit import future_leakage
+from utils.handwritten.decoding import greedy_decode
+from utils.handwritten.teacher_forcing import IGNORE_INDEX, shift_right
+from utils.handwritten.tinfer import TinferConfig, TinferModel
 
 VOCAB, PAD, EOS = 40, 0, 1
 

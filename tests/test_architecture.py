@@ -1,4 +1,4 @@
-"""utils.architecture: each probe must report the built model's property, and change its answer when the
+"""utils.experiments.architecture: each probe must report the built model's property, and change its answer when the
 property is switched off in the config or the module."""
 
 import math
@@ -9,10 +9,10 @@ from torch import nn
 from transformers import BartForConditionalGeneration, MarianMTModel, T5ForConditionalGeneration
 from transformers.models.t5.modeling_t5 import T5LayerNorm
 
-from utils import architecture as arch
-from utils.batching import batch_pairs
-from utils.data import load_pairs
-from utils.models import FAMILIES, bart_config, build_model, build_tokenizer, marian_config, t5_config
+from utils.experiments import architecture as arch
+from utils.workbench.batching import batch_pairs
+from utils.workbench.data import load_pairs
+from utils.workbench.models import FAMILIES, bart_config, build_model, build_tokenizer, marian_config, t5_config
 
 PAIRS = [("July 10, 1967", "10. Juli 1967"), ("nine hundred and thirty-two", "neunhundertzweiunddreißig")]
 

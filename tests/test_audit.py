@@ -19,7 +19,7 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 
-from utils.audit import (
+from utils.handwritten.leakage_audit import (
     LeakageReport,
     allowed_from_attention_mask,
     capture_self_attention_masks,
@@ -37,7 +37,7 @@ from utils.audit import (
     seq2seq_logits_fn,
     step_by_step_logits,
 )
-from utils.tinfer import TinferConfig, TinferModel
+from utils.handwritten.tinfer import TinferConfig, TinferModel
 
 VOCAB, PAD, EOS = 40, 0, 1
 SPECIAL = (PAD, EOS)

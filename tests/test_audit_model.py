@@ -1,4 +1,4 @@
-"""`utils.audit_model`: loading a model from an import path, the five checks, and the command's exit codes."""
+"""`utils.experiments.audit_your_model`: loading a model from an import path, the five checks, and the command's exit codes."""
 
 import json
 import os
@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from utils.adapters import AuditInputError
-from utils.audit_model import (
+from utils.experiments.auditable_models import AuditInputError
+from utils.experiments.audit_your_model import (
     ERROR,
     FAIL,
     PASS,
@@ -27,8 +27,8 @@ from utils.audit_model import (
     run_audit,
     verdict_markdown,
 )
-from utils.paths import REPO_ROOT
-from utils.teacher_forcing import IGNORE_INDEX, decoder_attention_mask_from_labels
+from utils.harness.paths import REPO_ROOT
+from utils.handwritten.teacher_forcing import IGNORE_INDEX, decoder_attention_mask_from_labels
 
 NO_MASK, CAUSAL = "examples/tinfer_no_mask.py:build", "examples/tinfer_causal.py:build"
 NN_TRANSFORMER = "examples/nn_transformer_model.py:build"
@@ -60,7 +60,7 @@ def delegate(model, **overrides):
 def test_load_factory_from_a_file_and_from_a_module(tmp_path):
     path = factory_file(tmp_path, "def build():\n    return 42\n")
     assert load_factory(f"{path}:build")() == 42
-    assert load_factory("utils.audit_model:audit_batch") is audit_batch
+    assert load_factory("utils.experiments.audit_your_model:audit_batch") is audit_batch
 
 
 def test_load_factory_resolves_repo_relative_paths_from_elsewhere(tmp_path, monkeypatch):
@@ -267,7 +267,7 @@ def test_main_exit_codes_and_output(capsys, tmp_path):
 
 
 def test_main_audits_a_local_hf_checkpoint(tmp_path):
-    from utils.models import build_model, build_tokenizer
+    from utils.workbench.models import build_model, build_tokenizer
 
     build_model("t5", "tiny", tokenizer=build_tokenizer("t5")).save_pretrained(tmp_path)
     assert main(["--model-name-or-path", str(tmp_path), "--target-length", "5", "--n-trials", "1",

@@ -1,9 +1,9 @@
 import pytest
 import torch
 
-from utils.batching import make_batches, pad_features
-from utils.device import resolve_device
-from utils.reproducibility import set_seed
+from utils.workbench.batching import make_batches, pad_features
+from utils.workbench.device import resolve_device
+from utils.workbench.reproducibility import set_seed
 
 FEATURES = [{"input_ids": [5, 6, 1], "labels": [7, 1]}, {"input_ids": [5, 1], "labels": [7, 8, 9, 1]},
             {"input_ids": [4, 1], "labels": [1]}]

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from utils.bench import best_of, main
+from utils.experiments.bench import best_of, main
 
 
 def test_bench_writes_expected_keys(tmp_path, capsys):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from utils.data import (
+from utils.workbench.data import (
     ENGLISH_CORPUS_FILE,
     EXAMPLES_PER_KIND,
     FIELDS,
@@ -21,7 +21,7 @@ from utils.data import (
     load_split,
     number_example,
 )
-from utils.paths import DATA_DIR, REPO_ROOT
+from utils.harness.paths import DATA_DIR, REPO_ROOT
 
 GENERATED_FILES = [f"{split}.jsonl" for split in SPLITS] + [ENGLISH_CORPUS_FILE]
 

@@ -1,4 +1,4 @@
-"""utils.decoding against transformers' generate() on tiny random models built from configs (no tokenizer)."""
+"""utils.handwritten.decoding against transformers' generate() on tiny random models built from configs (no tokenizer)."""
 
 import math
 
@@ -21,7 +21,7 @@ from transformers.generation.logits_process import (
     TopPLogitsWarper,
 )
 
-from utils.decoding import (
+from utils.handwritten.decoding import (
     ConstraintState,
     StepModel,
     beam_search,
@@ -36,7 +36,7 @@ from utils.decoding import (
     satisfies,
     special_token_ids,
 )
-from utils.tinfer import TinferConfig, TinferModel
+from utils.handwritten.tinfer import TinferConfig, TinferModel
 
 V = 60
 SMALL = {"d_model": 16, "encoder_layers": 1, "decoder_layers": 1, "encoder_attention_heads": 2,

@@ -1,11 +1,11 @@
-"""utils/experiments.py: step loop, greedy evaluation, exposure-bias accuracies, attention to t + 1, checkpoints."""
+"""utils/experiments/tinfer_training.py: step loop, greedy evaluation, exposure-bias accuracies, attention to t + 1, checkpoints."""
 
 import pytest
 import torch
 from transformers import MarianConfig, MarianMTModel, T5Config, T5ForConditionalGeneration
 
-from utils.batching import pad_features
-from utils.experiments import (
+from utils.workbench.batching import pad_features
+from utils.experiments.tinfer_training import (
     PRACTICES,
     VARIANTS,
     build_variant,
@@ -31,9 +31,9 @@ from utils.experiments import (
     translation_scores,
     verdict_rows,
 )
-from utils.teacher_forcing import decoder_attention_mask_from_labels
-from utils.tinfer import TinferConfig, TinferModel
-from utils.tokenizers import load_tokenizer
+from utils.handwritten.teacher_forcing import decoder_attention_mask_from_labels
+from utils.handwritten.tinfer import TinferConfig, TinferModel
+from utils.workbench.tokenizers import load_tokenizer
 
 PAD, EOS, VOCAB = 0, 1, 20
 TOLERANCE = 1e-5  # float32 gradients of the same sums in a different order

@@ -2,7 +2,7 @@
 
 import copy
 
-from utils.findings import (
+from utils.experiments.findings import (
     ROWS,
     answers,
     failing_claims,

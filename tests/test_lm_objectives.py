@@ -1,4 +1,4 @@
-"""Unit tests for utils/lm_objectives.py: span corruption (property-style, seeded loops), the shifted causal-LM
+"""Unit tests for utils/experiments/lm_objectives.py: span corruption (property-style, seeded loops), the shifted causal-LM
 loss, masked-LM replacement counting, token-weighted perplexity, model builders and the BPE study."""
 
 import math
@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import DataCollatorForLanguageModeling
 
-from utils.lm_objectives import (
+from utils.experiments.lm_objectives import (
     ReplacementCounts,
     build_causal_lm,
     build_masked_lm,
@@ -37,9 +37,9 @@ from utils.lm_objectives import (
     train_byte_level_bpe,
     vocab_size_study,
 )
-from utils.models import SIZES
-from utils.teacher_forcing import IGNORE_INDEX
-from utils.tokenizers import load_tokenizer
+from utils.workbench.models import SIZES
+from utils.handwritten.teacher_forcing import IGNORE_INDEX
+from utils.workbench.tokenizers import load_tokenizer
 
 matplotlib.use("Agg")
 

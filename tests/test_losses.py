@@ -1,4 +1,4 @@
-"""Unit tests of utils/losses.py: label smoothing, step-by-step teacher forcing, gradient accumulation."""
+"""Unit tests of utils/handwritten/losses.py: label smoothing, step-by-step teacher forcing, gradient accumulation."""
 
 import math
 
@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from transformers import T5Config, T5ForConditionalGeneration
 
-from utils.losses import (
+from utils.handwritten.losses import (
     accumulated_gradient,
     combine_micro_batch_losses,
     count_target_tokens,
@@ -28,8 +28,8 @@ from utils.losses import (
     trainer_sgd_update,
     update_ratio,
 )
-from utils.teacher_forcing import IGNORE_INDEX, masked_cross_entropy, shift_right
-from utils.tinfer import TinferConfig, TinferModel
+from utils.handwritten.teacher_forcing import IGNORE_INDEX, masked_cross_entropy, shift_right
+from utils.handwritten.tinfer import TinferConfig, TinferModel
 
 VOCAB = 13
 PAD = 0

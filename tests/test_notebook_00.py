@@ -2,10 +2,10 @@
 
 import pytest
 
-from utils.findings import failing_claims, missing_required
-from utils.paths import NOTEBOOKS_DIR
-from utils.render import build_slides, remote_references
-from utils.results import load_all_results
+from utils.experiments.findings import failing_claims, missing_required
+from utils.harness.paths import NOTEBOOKS_DIR
+from utils.harness.render import build_slides, remote_references
+from utils.harness.results import load_all_results
 
 OTHER_NOTEBOOKS = sorted(p.stem for p in NOTEBOOKS_DIR.glob("[0-9]*.ipynb") if not p.stem.startswith("00_"))
 

@@ -2,7 +2,7 @@
 
 import json
 
-from utils.run import main as run_main
+from utils.harness.run import main as run_main
 
 CLAIMS = [
     "t5_shift_matches_handwritten", "marian_shift_matches_handwritten", "bart_shift_matches_handwritten",

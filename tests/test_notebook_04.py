@@ -6,8 +6,8 @@ the task, who wins at greedy decoding) are recorded but not asserted here; the s
 
 import math
 
-from utils.experiments import VARIANTS
-from utils.parameters import resolve_notebook
+from utils.experiments.tinfer_training import VARIANTS
+from utils.harness.parameters import resolve_notebook
 
 STRUCTURAL_CLAIMS = [
     "no_mask_model_leaks",

@@ -4,7 +4,7 @@ hold, the metrics are sane, and a second run gives the same claims and metrics."
 import json
 import math
 
-from utils.run import main as run_main
+from utils.harness.run import main as run_main
 
 STEM = "06_language_modeling"
 CLAIMS = [

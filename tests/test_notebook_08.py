@@ -2,7 +2,7 @@
 
 import json
 
-from utils.run import main as run_main
+from utils.harness.run import main as run_main
 
 FAMILIES = ("t5", "marian", "bart", "tinfer")
 CLAIMS = [

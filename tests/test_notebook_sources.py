@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from utils.parameters import read_parameters
-from utils.paths import NOTEBOOKS_DIR
+from utils.harness.parameters import read_parameters
+from utils.harness.paths import NOTEBOOKS_DIR
 
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 

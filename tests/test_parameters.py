@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from utils.parameters import (
+from utils.harness.parameters import (
     Parameter,
     check_choice,
     check_range,

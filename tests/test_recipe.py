@@ -1,13 +1,13 @@
-"""utils.recipe: the HF translation recipe's pieces on transformers 5.x (dataset, preprocessing, metrics, trainer)."""
+"""utils.experiments.recipe: the HF translation recipe's pieces on transformers 5.x (dataset, preprocessing, metrics, trainer)."""
 
 import numpy as np
 import pytest
 import torch
 from transformers import DataCollatorForSeq2Seq, EvalPrediction, Seq2SeqTrainer
 
-from utils import recipe
-from utils.models import build_model, build_tokenizer
-from utils.teacher_forcing import IGNORE_INDEX
+from utils.experiments import recipe
+from utils.workbench.models import build_model, build_tokenizer
+from utils.handwritten.teacher_forcing import IGNORE_INDEX
 
 
 @pytest.fixture(scope="module")

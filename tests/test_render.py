@@ -5,7 +5,7 @@ import json
 import nbformat
 import pytest
 
-from utils.render import build_index, build_slides, install_reveal, remote_references
+from utils.harness.render import build_index, build_slides, install_reveal, remote_references
 
 
 def test_remote_references_finds_scripts_links_and_protocol_relative_urls():

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from utils.parameters import read_parameters
-from utils.paths import NOTEBOOKS_DIR, REPO_ROOT
-from utils.run import source_hash
+from utils.harness.parameters import read_parameters
+from utils.harness.paths import NOTEBOOKS_DIR, REPO_ROOT
+from utils.harness.run import source_hash
 
 REPORTS = REPO_ROOT / "reports"
 SOURCES = sorted(NOTEBOOKS_DIR.glob("[0-9]*.ipynb"))

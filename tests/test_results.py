@@ -2,7 +2,7 @@ import json
 
 import torch
 
-from utils.results import Results, load_all_results, load_results
+from utils.harness.results import Results, load_all_results, load_results
 
 
 def test_claims_metrics_and_failing_claims_are_written(tmp_path, capsys):

@@ -1,6 +1,6 @@
-"""utils.run: parameters refused before anything runs, outputs published only on success.
+"""utils.harness.run: parameters refused before anything runs, outputs published only on success.
 
-The fixture notebooks in tests/fixtures/notebooks/ stand in for notebooks/ (utils.parameters.NOTEBOOKS_DIR
+The fixture notebooks in tests/fixtures/notebooks/ stand in for notebooks/ (utils.harness.parameters.NOTEBOOKS_DIR
 is pointed at a copy). Four kernel executions in all: one good run shared by several tests, one
 failing run, and a --keep-going run of a failing and a passing notebook.
 """
@@ -12,10 +12,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-import utils.parameters
-from utils import run
-from utils.kernel import installed_kernels
-from utils.paths import REPO_ROOT
+import utils.harness.parameters
+from utils.harness import run
+from utils.harness.kernel import installed_kernels
+from utils.harness.paths import REPO_ROOT
 
 FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
 KERNEL = "python3"  # the venv's ipykernel; jupyter_client runs it with the current interpreter
@@ -24,7 +24,7 @@ KERNEL = "python3"  # the venv's ipykernel; jupyter_client runs it with the curr
 def use_notebooks_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     notebooks = tmp_path / "notebooks"
     shutil.copytree(FIXTURES, notebooks)
-    monkeypatch.setattr(utils.parameters, "NOTEBOOKS_DIR", notebooks)
+    monkeypatch.setattr(utils.harness.parameters, "NOTEBOOKS_DIR", notebooks)
     return notebooks
 
 
@@ -187,7 +187,7 @@ def test_timings_merged_with_existing_file(good_report):
 
 def test_failing_run_keeps_previous_report_and_names_the_cell(good_report, tmp_path, monkeypatch, capsys):
     notebooks, good, _ = good_report
-    monkeypatch.setattr(utils.parameters, "NOTEBOOKS_DIR", notebooks)
+    monkeypatch.setattr(utils.harness.parameters, "NOTEBOOKS_DIR", notebooks)
     out = tmp_path / "reports"
     shutil.copytree(good, out)
     before = snapshot(out)
@@ -205,7 +205,7 @@ def test_failing_run_keeps_previous_report_and_names_the_cell(good_report, tmp_p
 
 def test_keep_going_runs_the_rest_and_00_reads_published_results(good_report, tmp_path, monkeypatch, capsys):
     notebooks, good, _ = good_report
-    monkeypatch.setattr(utils.parameters, "NOTEBOOKS_DIR", notebooks)
+    monkeypatch.setattr(utils.harness.parameters, "NOTEBOOKS_DIR", notebooks)
     out = tmp_path / "reports"
     shutil.copytree(good, out)
     code = run.main(["00", "01", "-p", "fail", "true", "--keep-going", "--out", str(out), "--kernel", KERNEL,

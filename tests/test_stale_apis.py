@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from utils.paths import NOTEBOOKS_DIR, REPO_ROOT
+from utils.harness.paths import NOTEBOOKS_DIR, REPO_ROOT
 
 THIS_FILE = Path(__file__).resolve()
 SCANNED_DIRS = (NOTEBOOKS_DIR, REPO_ROOT / "utils")

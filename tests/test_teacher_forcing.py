@@ -1,4 +1,4 @@
-"""Unit tests of utils/teacher_forcing.py: every function, with its edge cases."""
+"""Unit tests of utils/handwritten/teacher_forcing.py: every function, with its edge cases."""
 
 import math
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from utils.teacher_forcing import (
+from utils.handwritten.teacher_forcing import (
     IGNORE_INDEX,
     causal_mask,
     decoder_attention_mask_from_labels,

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from utils.teacher_forcing import decoder_attention_mask_from_labels, masked_cross_entropy, shift_right
-from utils.tinfer import TinferConfig, TinferModel, sinusoidal_positions
+from utils.handwritten.teacher_forcing import decoder_attention_mask_from_labels, masked_cross_entropy, shift_right
+from utils.handwritten.tinfer import TinferConfig, TinferModel, sinusoidal_positions
 
 VOCAB, PAD, EOS, START = 50, 0, 1, 0
 

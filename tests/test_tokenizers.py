@@ -6,9 +6,9 @@ import pytest
 import sentencepiece
 from tokenizers import Tokenizer
 
-from utils.data import LANGUAGES, SPLITS, load_english_corpus, load_split
-from utils.paths import TOKENIZERS_DIR
-from utils.tokenizers import TOKENIZER_FILES, TOKENIZER_NAMES, build_tokenizers, load_tokenizer
+from utils.workbench.data import LANGUAGES, SPLITS, load_english_corpus, load_split
+from utils.harness.paths import TOKENIZERS_DIR
+from utils.workbench.tokenizers import TOKENIZER_FILES, TOKENIZER_NAMES, build_tokenizers, load_tokenizer
 
 EXPECTED_IDS = {
     "t5": {"pad": 0, "eos": 1, "unk": 2, "bos": None, "mask": None, "size": 612},

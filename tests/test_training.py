@@ -1,12 +1,12 @@
-"""utils/training.py: the one loop every variant trains with."""
+"""utils/workbench/training.py: the one loop every variant trains with."""
 
 import pytest
 import torch
 
-from utils.batching import pad_features
-from utils.teacher_forcing import IGNORE_INDEX
-from utils.tinfer import TinferConfig, TinferModel
-from utils.training import SCHEDULES, TrainingHistory, evaluate_loss, make_dataloader, make_scheduler, train
+from utils.workbench.batching import pad_features
+from utils.handwritten.teacher_forcing import IGNORE_INDEX
+from utils.handwritten.tinfer import TinferConfig, TinferModel
+from utils.workbench.training import SCHEDULES, TrainingHistory, evaluate_loss, make_dataloader, make_scheduler, train
 
 PAD, EOS, VOCAB = 0, 1, 12
 

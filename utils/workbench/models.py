@@ -21,8 +21,8 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 
-from utils.tinfer import TinferConfig, TinferModel
-from utils.tokenizers import load_tokenizer
+from utils.handwritten.tinfer import TinferConfig, TinferModel
+from utils.workbench.tokenizers import load_tokenizer
 
 FAMILIES = ("t5", "marian", "bart", "tinfer")
 ATTN_IMPLEMENTATIONS = ("eager", "sdpa")

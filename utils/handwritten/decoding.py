@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from transformers.modeling_outputs import BaseModelOutput
 
-from utils.tinfer import TinferModel
+from utils.handwritten.tinfer import TinferModel
 
 LENGTH_PENALTY_FORMS = ("hf", "gnmt")
 NEG_INF = -1.0e9  # HF's "impossible" score for beams that must not be picked

@@ -1,6 +1,6 @@
 """What a seq2seq loss is, exactly: label smoothing three ways, teacher forcing step by step, gradient accumulation.
 
-Builds on `utils.teacher_forcing.masked_cross_entropy` (the token-mean cross-entropy HF's models compute).
+Builds on `utils.handwritten.teacher_forcing.masked_cross_entropy` (the token-mean cross-entropy HF's models compute).
 
 Label smoothing (Vaswani et al. 2017, §5.4, eps = 0.1) has several definitions in use:
 - `smoothed_targets(spread="uniform")` ~ `torch.nn.functional.cross_entropy(label_smoothing=eps)` and HF's
@@ -24,8 +24,8 @@ from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_pt_utils import LabelSmoother
 
-from utils.batching import pad_features
-from utils.teacher_forcing import IGNORE_INDEX, masked_cross_entropy, shift_right
+from utils.workbench.batching import pad_features
+from utils.handwritten.teacher_forcing import IGNORE_INDEX, masked_cross_entropy, shift_right
 
 SPREADS = ("uniform", "others")
 SOFT_REDUCTIONS = ("token_mean", "sum", "none")

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from utils.paths import results_dir
+from utils.harness.paths import results_dir
 
 VERSIONED_PACKAGES = ("torch", "transformers", "tokenizers", "datasets")
 

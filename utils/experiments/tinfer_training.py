@@ -9,7 +9,7 @@ Variants (same data, model size and budget):
     step_loop (e) one decoder forward per target position on the prefix, the loss of that step only
                   (`step_loop_loss`); used for a few batches (gradients, timing), never trained fully
 
-Greedy decoding until `</s>`, the researcher's test-time procedure, is `utils.decoding.greedy_decode`.
+Greedy decoding until `</s>`, the researcher's test-time procedure, is `utils.handwritten.decoding.greedy_decode`.
 """
 
 import json
@@ -23,13 +23,13 @@ import sacrebleu
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from utils.batching import make_batches
-from utils.decoding import greedy_decode
-from utils.models import build_model
-from utils.paths import REPO_ROOT, reports_dir
-from utils.teacher_forcing import IGNORE_INDEX, decoder_attention_mask_from_labels, shift_right
-from utils.tinfer import TinferConfig, TinferModel
-from utils.training import TrainingHistory, train
+from utils.workbench.batching import make_batches
+from utils.handwritten.decoding import greedy_decode
+from utils.workbench.models import build_model
+from utils.harness.paths import REPO_ROOT, reports_dir
+from utils.handwritten.teacher_forcing import IGNORE_INDEX, decoder_attention_mask_from_labels, shift_right
+from utils.handwritten.tinfer import TinferConfig, TinferModel
+from utils.workbench.training import TrainingHistory, train
 
 VARIANTS = ("no_mask", "causal", "t5", "marian")
 VARIANT_FAMILY = {"no_mask": "tinfer", "causal": "tinfer", "t5": "t5", "marian": "marian"}
@@ -58,7 +58,7 @@ def build_variant(variant: str, tokenizer, size: str = "tiny", seed: int = 0, dr
 
 def train_variant(variant: str, tokenizer, features, n_steps: int, size: str = "tiny", seed: int = 0,
                   dropout: float = 0.1, device="cpu", **train_kwargs) -> tuple[torch.nn.Module, TrainingHistory]:
-    """Build a variant and train it with the one shared loop (`utils.training.train`); returns it in eval mode."""
+    """Build a variant and train it with the one shared loop (`utils.workbench.training.train`); returns it in eval mode."""
     model = build_variant(variant, tokenizer, size=size, seed=seed, dropout=dropout).to(device)
     history = train(model, features, tokenizer.pad_token_id, n_steps, seed=seed, device=device,
                     description=f"training {variant}", **train_kwargs)
@@ -194,7 +194,7 @@ def decoder_positions_ratio(target_length: int) -> float:
 
 
 def generated_ids(sequences: torch.Tensor, eos_token_id: int) -> list[list[int]]:
-    """`utils.decoding.greedy_decode` output (B, L), start token first and pad after eos -> per example the
+    """`utils.handwritten.decoding.greedy_decode` output (B, L), start token first and pad after eos -> per example the
     generated ids up to and including the first eos (all of them when eos never came)."""
     rows = []
     for row in sequences[:, 1:].tolist():

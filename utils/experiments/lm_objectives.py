@@ -22,8 +22,8 @@ from matplotlib.ticker import MaxNLocator
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import GPT2Config, GPT2LMHeadModel, RobertaConfig, RobertaForMaskedLM
 
-from utils.models import MAX_POSITIONS, SIZES
-from utils.teacher_forcing import IGNORE_INDEX, masked_cross_entropy
+from utils.workbench.models import MAX_POSITIONS, SIZES
+from utils.handwritten.teacher_forcing import IGNORE_INDEX, masked_cross_entropy
 
 # ---------------------------------------------------------------- tiny decoder-only and encoder-only models
 
@@ -167,7 +167,7 @@ def measure_mlm_replacements(collator, examples: list[dict], n_rounds: int, batc
 
 
 def dynamic_mlm_loss_fn(collator):
-    """A `loss_fn(model, batch)` for `utils.training.train` that masks each batch afresh (RoBERTa's dynamic masking).
+    """A `loss_fn(model, batch)` for `utils.workbench.training.train` that masks each batch afresh (RoBERTa's dynamic masking).
 
     The batch's `input_ids` are the clean padded tokens; `collator.torch_mask_tokens` picks the positions.
     """

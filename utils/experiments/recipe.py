@@ -21,11 +21,11 @@ import torch
 from datasets import DatasetDict, load_dataset
 from transformers import DataCollatorForSeq2Seq, EvalPrediction, Seq2SeqTrainer, Seq2SeqTrainingArguments
 
-from utils.data import LANGUAGES, SPLITS
-from utils.decoding import greedy_decode
-from utils.experiments import translation_scores
-from utils.paths import DATA_DIR
-from utils.teacher_forcing import IGNORE_INDEX, masked_cross_entropy
+from utils.workbench.data import LANGUAGES, SPLITS
+from utils.handwritten.decoding import greedy_decode
+from utils.experiments.tinfer_training import translation_scores
+from utils.harness.paths import DATA_DIR
+from utils.handwritten.teacher_forcing import IGNORE_INDEX, masked_cross_entropy
 
 
 def load_translation_dataset(splits: dict[str, int | None], data_dir: str | Path = DATA_DIR) -> DatasetDict:
@@ -206,7 +206,7 @@ def trainer_losses(trainer: Seq2SeqTrainer, batch: dict[str, torch.Tensor]) -> d
 @torch.no_grad()
 def greedy_predictions(model, dataset, collator: DataCollatorForSeq2Seq, batch_size: int, max_new_tokens: int,
                        forced_eos_token_id: int | None = None) -> list[torch.Tensor]:
-    """The hand-written greedy loop (`utils.decoding.greedy_decode`) over the dataset, batch by batch in
+    """The hand-written greedy loop (`utils.handwritten.decoding.greedy_decode`) over the dataset, batch by batch in
     order, with the same collator and batch size as `Seq2SeqTrainer.predict`: one (B, L) tensor per batch."""
     model.eval()
     device = next(model.parameters()).device

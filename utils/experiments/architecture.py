@@ -12,7 +12,7 @@ For the original Transformer (Vaswani et al. 2017) the collection has only the p
     ffn_activation          the function between the two FFN projections, found from hooked tensors
     bias_census             Linear and norm layers with and without bias
     dropout_settings        dropout probabilities in the config and whether training mode is stochastic
-    decoder_causality       whether decoder position t reacts to inputs after t (utils.audit.future_leakage)
+    decoder_causality       whether decoder position t reacts to inputs after t (utils.handwritten.leakage_audit.future_leakage)
     decoder_start           the first decoder input from labels and from generation
     decoding_defaults       the generation config a built model carries
 
@@ -28,11 +28,11 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.models.t5.modeling_t5 import T5Attention
 
-from utils.audit import future_leakage, seq2seq_logits_fn
-from utils.decoding import greedy_decode
-from utils.models import check_model_name_or_path
-from utils.teacher_forcing import shift_right
-from utils.tinfer import TinferModel, sinusoidal_positions
+from utils.handwritten.leakage_audit import future_leakage, seq2seq_logits_fn
+from utils.handwritten.decoding import greedy_decode
+from utils.workbench.models import check_model_name_or_path
+from utils.handwritten.teacher_forcing import shift_right
+from utils.handwritten.tinfer import TinferModel, sinusoidal_positions
 
 HF_FAMILIES = ("t5", "marian", "bart")
 ACTIVATIONS = {

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from utils.paths import figures_dir
+from utils.harness.paths import figures_dir
 
 PANEL_SIZE = (5.0, 3.6)  # inches per subplot
 DPI = 110

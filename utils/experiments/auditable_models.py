@@ -1,4 +1,4 @@
-"""The model interface `utils.audit_model` audits, and adapters that give HF and nn.Transformer models that interface.
+"""The model interface `utils.experiments.audit_your_model` audits, and adapters that give HF and nn.Transformer models that interface.
 
 An *auditable model* is any object with
 
@@ -18,7 +18,7 @@ teacher-forced pass, computed the way your training code computes it (same masks
 Adapters for models that are not written to this interface:
 
     Seq2SeqLMAdapter(model)             any HF encoder-decoder (AutoModelForSeq2SeqLM: T5, Marian, BART, ...) or
-    Seq2SeqLMAdapter.from_pretrained(p) a utils.tinfer.TinferModel; from_pretrained loads a local checkpoint folder
+    Seq2SeqLMAdapter.from_pretrained(p) a utils.handwritten.tinfer.TinferModel; from_pretrained loads a local checkpoint folder
     TorchTransformerAdapter(model, ...) a model built on torch.nn.Transformer, called with nn.Transformer's
                                         keyword names (src, tgt, tgt_mask, *_key_padding_mask)
 
@@ -32,14 +32,14 @@ from typing import Protocol
 
 import torch
 
-from utils.teacher_forcing import causal_mask
-from utils.tinfer import TinferModel
+from utils.handwritten.teacher_forcing import causal_mask
+from utils.handwritten.tinfer import TinferModel
 
 REQUIRED_IDS = ("vocab_size", "pad_token_id", "decoder_start_token_id", "eos_token_id")
 OPTIONAL_METHODS = ("decoder_input_ids_from_labels", "loss", "generate")
 FORWARD_SIGNATURE = "forward(input_ids, decoder_input_ids, attention_mask=None, decoder_attention_mask=None)"
 INTERFACE = (f"an object with int attributes {', '.join(REQUIRED_IDS)} and a method {FORWARD_SIGNATURE} returning "
-             "logits (B, T, vocab_size) (see utils/adapters.py), an HF encoder-decoder model or a TinferModel")
+             "logits (B, T, vocab_size) (see utils/experiments/auditable_models.py), an HF encoder-decoder model or a TinferModel")
 TGT_MASKS = ("causal", "none")
 
 
@@ -87,7 +87,7 @@ def as_auditable(obj):
     """The object itself if it has the interface; an HF encoder-decoder or TinferModel wrapped in Seq2SeqLMAdapter."""
     if isinstance(obj, torch.nn.Transformer):
         raise AuditInputError("a bare torch.nn.Transformer has no embeddings and no output layer, so it cannot map ids "
-                              "to logits: return your whole model wrapped in utils.adapters.TorchTransformerAdapter")
+                              "to logits: return your whole model wrapped in utils.experiments.auditable_models.TorchTransformerAdapter")
     if is_seq2seq_model(obj) and not hasattr(obj, "decoder_start_token_id"):
         return Seq2SeqLMAdapter(obj)
     if hasattr(obj, "config") and not hasattr(obj, "decoder_start_token_id") and hasattr(obj, "get_input_embeddings"):
@@ -171,7 +171,7 @@ class Seq2SeqLMAdapter(_WrappedModel):
     loss:    `model(input_ids=..., attention_mask=..., labels=labels).loss` (the model builds its decoder inputs)
     decoder_input_ids_from_labels: what the decoder actually receives in that call, captured with a hook
     generate: plain greedy, `model.generate(do_sample=False, num_beams=1)` with no forced <eos> (TinferModel:
-              utils.decoding.greedy_decode), so that every token is an arg-max
+              utils.handwritten.decoding.greedy_decode), so that every token is an arg-max
     Special ids come from the arguments, else the generation config, else the config.
     """
 
@@ -180,7 +180,7 @@ class Seq2SeqLMAdapter(_WrappedModel):
         if not is_seq2seq_model(model):
             raise AuditInputError(f"Seq2SeqLMAdapter needs an HF encoder-decoder or a TinferModel, got "
                                   f"{type(model).__name__}")
-        from utils.decoding import special_token_ids
+        from utils.handwritten.decoding import special_token_ids
 
         self.model = model.eval()
         ids = special_token_ids(model, decoder_start_token_id, eos_token_id, pad_token_id)
@@ -195,7 +195,7 @@ class Seq2SeqLMAdapter(_WrappedModel):
         """A local checkpoint folder (offline, a hub name fails with a clear message) -> adapter."""
         from transformers import AutoModelForSeq2SeqLM
 
-        from utils.models import check_model_name_or_path
+        from utils.workbench.models import check_model_name_or_path
 
         check_model_name_or_path(model_name_or_path)
         try:
@@ -248,7 +248,7 @@ class Seq2SeqLMAdapter(_WrappedModel):
     @torch.no_grad()
     def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 20) -> torch.Tensor:
         if isinstance(self.model, TinferModel):
-            from utils.decoding import greedy_decode
+            from utils.handwritten.decoding import greedy_decode
 
             return greedy_decode(self.model, input_ids, attention_mask, max_new_tokens=max_new_tokens)
         return self.model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,

@@ -16,8 +16,8 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_inverse_sqrt_schedule, get_linear_schedule_with_warmup
 
-from utils.batching import pad_features
-from utils.device import resolve_device
+from utils.workbench.batching import pad_features
+from utils.workbench.device import resolve_device
 
 SCHEDULES = ("linear", "inverse_sqrt", "constant")
 
@@ -70,7 +70,7 @@ def train(
     """Train for `n_steps` optimizer steps, cycling through the data; returns the loss of every step.
 
     `loss_fn(model, batch) -> loss` replaces `model(**batch).loss` (e.g. the step-by-step loop).
-    `device` is a torch device or a name, "auto" included (`utils.device.resolve_device`).
+    `device` is a torch device or a name, "auto" included (`utils.workbench.device.resolve_device`).
     """
     if n_steps < 1:
         raise ValueError(f"n_steps must be >= 1, got {n_steps}")

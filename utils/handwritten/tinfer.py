@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utils.teacher_forcing import (
+from utils.handwritten.teacher_forcing import (
     decoder_attention_mask_from_labels,
     decoder_self_attention_mask,
     masked_cross_entropy,

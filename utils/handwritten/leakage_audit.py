@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from utils.teacher_forcing import causal_mask
-from utils.tinfer import TinferModel
+from utils.handwritten.teacher_forcing import causal_mask
+from utils.handwritten.tinfer import TinferModel
 
 LogitsFn = Callable[[torch.Tensor], torch.Tensor]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from utils.paths import NOTEBOOKS_DIR
+from utils.harness.paths import NOTEBOOKS_DIR
 
 SUPPORTED_TYPES = ("int", "float", "str", "bool", "list[str]", "list[int]", "list[float]", "str | None")
 

@@ -2,7 +2,7 @@
 
 import torch
 
-from utils.teacher_forcing import IGNORE_INDEX
+from utils.handwritten.teacher_forcing import IGNORE_INDEX
 
 
 def tokenize_pairs(tokenizer, pairs: list[tuple[str, str]], source_prefix: str = "",
