@@ -15,11 +15,11 @@ from utils.experiments.auditable_models import (
     check_forward,
     check_interface,
     check_logits,
+    move_model,
     set_eval,
-    to_device,
 )
-from utils.handwritten.leakage_audit import future_leakage
 from utils.handwritten.decoding import greedy_decode
+from utils.handwritten.leakage_audit import future_leakage
 from utils.handwritten.teacher_forcing import IGNORE_INDEX, shift_right
 from utils.handwritten.tinfer import TinferConfig, TinferModel
 
@@ -137,14 +137,14 @@ def test_check_forward_works_with_a_tiny_vocabulary():
                             torch.zeros(*decoder_input_ids.shape, 4)))
 
 
-def test_set_eval_and_to_device():
+def test_set_eval_and_move_model():
     model = tinfer()
     model.train()
     set_eval(model)
     assert not model.training
-    assert to_device(model, "cpu") is model
+    assert move_model(model, "cpu") is model
     plain = interface()
-    assert to_device(plain, "cpu") is plain  # nothing to move
+    assert move_model(plain, "cpu") is plain  # nothing to move
     set_eval(plain)  # nothing to switch off
 
 

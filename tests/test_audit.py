@@ -320,10 +320,12 @@ def test_reusing_the_encoder_gives_the_full_call_logits(inputs, make):
     torch.testing.assert_close(rerun, full, rtol=0, atol=1e-6)
 
 
-def test_tinfer_adapter_refuses_unknown_keyword(inputs):
+def test_tinfer_refuses_a_cache_and_unknown_keywords(inputs):
     input_ids, decoder_input_ids = inputs
-    with pytest.raises(TypeError, match="use_cache"):
+    with pytest.raises(ValueError, match="no key/value cache"):
         seq2seq_logits_fn(tinfer(True), input_ids, use_cache=True)(decoder_input_ids)
+    with pytest.raises(TypeError, match="past_key_values"):
+        seq2seq_logits_fn(tinfer(True), input_ids, past_key_values=None)(decoder_input_ids)
 
 
 # --- captured masks ---------------------------------------------------------------------------------------------

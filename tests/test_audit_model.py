@@ -10,7 +10,6 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from utils.experiments.auditable_models import AuditInputError
 from utils.experiments.audit_your_model import (
     ERROR,
     FAIL,
@@ -27,8 +26,9 @@ from utils.experiments.audit_your_model import (
     run_audit,
     verdict_markdown,
 )
-from utils.harness.paths import REPO_ROOT
+from utils.experiments.auditable_models import AuditInputError
 from utils.handwritten.teacher_forcing import IGNORE_INDEX, decoder_attention_mask_from_labels
+from utils.harness.paths import REPO_ROOT
 
 NO_MASK, CAUSAL = "examples/tinfer_no_mask.py:build", "examples/tinfer_causal.py:build"
 NN_TRANSFORMER = "examples/nn_transformer_model.py:build"

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from utils.harness.paths import DATA_DIR, REPO_ROOT
 from utils.workbench.data import (
     ENGLISH_CORPUS_FILE,
     EXAMPLES_PER_KIND,
@@ -21,7 +22,6 @@ from utils.workbench.data import (
     load_split,
     number_example,
 )
-from utils.harness.paths import DATA_DIR, REPO_ROOT
 
 GENERATED_FILES = [f"{split}.jsonl" for split in SPLITS] + [ENGLISH_CORPUS_FILE]
 

@@ -34,8 +34,8 @@ from utils.handwritten.decoding import (
     rerank,
     sample_decode,
     satisfies,
-    special_token_ids,
 )
+from utils.handwritten.seq2seq import special_token_ids
 from utils.handwritten.tinfer import TinferConfig, TinferModel
 
 V = 60

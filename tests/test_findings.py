@@ -6,7 +6,6 @@ from utils.experiments.findings import (
     ROWS,
     answers,
     failing_claims,
-    markdown_table,
     missing_required,
     required_refs,
     verdict_table,
@@ -59,8 +58,3 @@ def test_user_model_audit_claims_are_not_failures():
     results["09_audit_your_model"] = {"claims": {"audited_model_has_no_future_leakage": {"holds": False}},
                                       "metrics": {}}
     assert failing_claims(results) == []
-
-
-def test_markdown_table_escapes_pipes():
-    text = markdown_table([{"a": "x | y", "b": "z"}])
-    assert text.splitlines() == ["| a | b |", "|---|---|", "| x / y | z |"]

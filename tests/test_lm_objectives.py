@@ -37,8 +37,8 @@ from utils.experiments.lm_objectives import (
     train_byte_level_bpe,
     vocab_size_study,
 )
-from utils.workbench.models import SIZES
 from utils.handwritten.teacher_forcing import IGNORE_INDEX
+from utils.workbench.models import SIZES
 from utils.workbench.tokenizers import load_tokenizer
 
 matplotlib.use("Agg")

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from utils.workbench.models import FAMILIES, build_model, build_tokenizer, check_model_name_or_path, count_parameters
 from utils.handwritten.teacher_forcing import shift_right
+from utils.workbench.models import FAMILIES, build_model, build_tokenizer, check_model_name_or_path, count_parameters
 
 
 @pytest.mark.parametrize("family", ["t5", "marian", "bart"])

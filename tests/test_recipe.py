@@ -6,8 +6,8 @@ import torch
 from transformers import DataCollatorForSeq2Seq, EvalPrediction, Seq2SeqTrainer
 
 from utils.experiments import recipe
-from utils.workbench.models import build_model, build_tokenizer
 from utils.handwritten.teacher_forcing import IGNORE_INDEX
+from utils.workbench.models import build_model, build_tokenizer
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import pytest
 import sentencepiece
 from tokenizers import Tokenizer
 
-from utils.workbench.data import LANGUAGES, SPLITS, load_english_corpus, load_split
 from utils.harness.paths import TOKENIZERS_DIR
+from utils.workbench.data import LANGUAGES, SPLITS, load_english_corpus, load_split
 from utils.workbench.tokenizers import TOKENIZER_FILES, TOKENIZER_NAMES, build_tokenizers, load_tokenizer
 
 EXPECTED_IDS = {

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from utils.workbench.batching import pad_features
 from utils.handwritten.teacher_forcing import IGNORE_INDEX
 from utils.handwritten.tinfer import TinferConfig, TinferModel
+from utils.workbench.batching import pad_features
 from utils.workbench.training import SCHEDULES, TrainingHistory, evaluate_loss, make_dataloader, make_scheduler, train
 
 PAD, EOS, VOCAB = 0, 1, 12

@@ -1,4 +1,4 @@
-"""Command: `python -m utils.audit_model ...` starts `utils.experiments.audit_your_model` (the code lives there; nothing is re-exported here)."""
+"""`python -m utils.audit_model`: the command; its code is `utils.experiments.audit_your_model`."""
 
 import runpy
 

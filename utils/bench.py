@@ -1,4 +1,4 @@
-"""Command: `python -m utils.bench ...` starts `utils.experiments.bench` (the code lives there; nothing is re-exported here)."""
+"""`python -m utils.bench`: the command; its code is `utils.experiments.bench`."""
 
 import runpy
 

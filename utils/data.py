@@ -1,4 +1,4 @@
-"""Command: `python -m utils.data ...` starts `utils.workbench.data` (the code lives there; nothing is re-exported here)."""
+"""`python -m utils.data`: the command; its code is `utils.workbench.data`."""
 
 import runpy
 

@@ -1,4 +1,4 @@
-"""Command: `python -m utils.render ...` starts `utils.harness.render` (the code lives there; nothing is re-exported here)."""
+"""`python -m utils.render`: the command; its code is `utils.harness.render`."""
 
 import runpy
 

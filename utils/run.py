@@ -1,4 +1,4 @@
-"""Command: `python -m utils.run ...` starts `utils.harness.run` (the code lives there; nothing is re-exported here)."""
+"""`python -m utils.run`: the command; its code is `utils.harness.run`."""
 
 import runpy
 

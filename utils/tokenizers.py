@@ -1,4 +1,4 @@
-"""Command: `python -m utils.tokenizers ...` starts `utils.workbench.tokenizers` (the code lives there; nothing is re-exported here)."""
+"""`python -m utils.tokenizers`: the command; its code is `utils.workbench.tokenizers`."""
 
 import runpy
 

@@ -28,11 +28,11 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.models.t5.modeling_t5 import T5Attention
 
-from utils.handwritten.leakage_audit import future_leakage, seq2seq_logits_fn
 from utils.handwritten.decoding import greedy_decode
-from utils.workbench.models import check_model_name_or_path
+from utils.handwritten.leakage_audit import future_leakage, seq2seq_logits_fn
 from utils.handwritten.teacher_forcing import shift_right
-from utils.handwritten.tinfer import TinferModel, sinusoidal_positions
+from utils.handwritten.tinfer import sinusoidal_positions
+from utils.workbench.models import check_model_name_or_path
 
 HF_FAMILIES = ("t5", "marian", "bart")
 ACTIVATIONS = {
@@ -402,7 +402,7 @@ def decoding_defaults(model) -> dict | None:
     """What `generate()` does without arguments: the generation config, its unset fields filled with
     transformers' defaults (None for a model without a generation config, like TinferModel)."""
     config = getattr(model, "generation_config", None)
-    if config is None or isinstance(model, TinferModel):
+    if config is None:
         return None
     defaults = config._get_default_generation_params()
     return {name: getattr(config, name) if getattr(config, name, None) is not None else defaults.get(name)

@@ -40,12 +40,18 @@ from utils.experiments.auditable_models import (
     as_auditable,
     check_forward,
     check_logits,
+    move_model,
     set_eval,
-    to_device,
 )
 from utils.handwritten.leakage_audit import LeakageReport, future_leakage
+from utils.handwritten.teacher_forcing import (
+    IGNORE_INDEX,
+    decoder_attention_mask_from_labels,
+    masked_cross_entropy,
+    shift_right,
+)
 from utils.harness.paths import REPO_ROOT
-from utils.handwritten.teacher_forcing import IGNORE_INDEX, decoder_attention_mask_from_labels, masked_cross_entropy, shift_right
+from utils.workbench.device import to_device
 
 PASS, FAIL, SKIPPED, ERROR = "pass", "fail", "skipped", "error"
 CHECK_TITLES = {
@@ -174,7 +180,7 @@ def load_model(model_factory: str | None = None, model_name_or_path: str | None 
         except Exception as error:
             raise AuditInputError(f"calling {model_factory}() failed: {type(error).__name__}: {error}") from error
         model = as_auditable(built)
-    model = to_device(model, device)
+    model = move_model(model, device)
     set_eval(model)
     check_forward(model, device)
     return model
@@ -203,7 +209,7 @@ def audit_batch(model, batch_size: int = 2, source_length: int = 8, target_lengt
     batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels,
              "decoder_input_ids": shift_right(labels, model.decoder_start_token_id, model.pad_token_id),
              "decoder_attention_mask": decoder_attention_mask_from_labels(labels).long()}
-    return {name: tensor.to(device) for name, tensor in batch.items()}
+    return to_device(batch, device)
 
 
 def teacher_forced_logits(model, batch: dict, decoder_input_ids: torch.Tensor | None = None,

@@ -32,8 +32,9 @@ from typing import Protocol
 
 import torch
 
+from utils.handwritten.decoding import greedy_decode
+from utils.handwritten.seq2seq import is_encoder_decoder, special_token_ids, watch_decoder_input_ids
 from utils.handwritten.teacher_forcing import causal_mask
-from utils.handwritten.tinfer import TinferModel
 
 REQUIRED_IDS = ("vocab_size", "pad_token_id", "decoder_start_token_id", "eos_token_id")
 OPTIONAL_METHODS = ("decoder_input_ids_from_labels", "loss", "generate")
@@ -62,7 +63,7 @@ class AuditableModel(Protocol):
 
 def is_seq2seq_model(obj) -> bool:
     """An HF encoder-decoder (its config says so) or the hand-written TinferModel."""
-    return isinstance(obj, TinferModel) or bool(getattr(getattr(obj, "config", None), "is_encoder_decoder", False))
+    return is_encoder_decoder(obj)
 
 
 def check_interface(obj):
@@ -132,7 +133,7 @@ def check_forward(model, device: str | torch.device = "cpu") -> None:
     check_logits(logits, 2, 4, model.vocab_size)
 
 
-def to_device(model, device: str | torch.device):
+def move_model(model, device: str | torch.device):
     """Move the model if it knows how (`nn.Module`, adapters); returns the (possibly new) object."""
     move = getattr(model, "to", None)
     if callable(move):
@@ -180,8 +181,6 @@ class Seq2SeqLMAdapter(_WrappedModel):
         if not is_seq2seq_model(model):
             raise AuditInputError(f"Seq2SeqLMAdapter needs an HF encoder-decoder or a TinferModel, got "
                                   f"{type(model).__name__}")
-        from utils.handwritten.decoding import special_token_ids
-
         self.model = model.eval()
         ids = special_token_ids(model, decoder_start_token_id, eos_token_id, pad_token_id)
         self.vocab_size = int(model.config.vocab_size)
@@ -218,38 +217,16 @@ class Seq2SeqLMAdapter(_WrappedModel):
     @torch.no_grad()
     def decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         """Call the model with labels only (a one-token source) and return the ids its decoder received."""
-        seen = []
         source = labels.new_full((labels.shape[0], 1), self.eos_token_id)
-        if isinstance(self.model, TinferModel):  # decode is a method, not a submodule: watch it directly
-            decode = self.model.decode
-
-            def watching_decode(decoder_input_ids, *args, **kwargs):
-                seen.append(decoder_input_ids)
-                return decode(decoder_input_ids, *args, **kwargs)
-
-            self.model.decode = watching_decode
-            try:
-                self.model(input_ids=source, labels=labels)
-            finally:
-                del self.model.decode
-        else:
-            def hook(module, args, kwargs):
-                seen.append(kwargs.get("input_ids", args[0] if args else None))
-
-            handle = self.model.get_decoder().register_forward_pre_hook(hook, with_kwargs=True)
-            try:
-                self.model(input_ids=source, labels=labels)
-            finally:
-                handle.remove()
+        with watch_decoder_input_ids(self.model) as seen:
+            self.model(input_ids=source, labels=labels)
         if not seen or seen[0] is None:
             raise AuditInputError(f"could not see the decoder input ids of {type(self.model).__name__}")
         return seen[0]
 
     @torch.no_grad()
     def generate(self, input_ids, attention_mask=None, max_new_tokens: int = 20) -> torch.Tensor:
-        if isinstance(self.model, TinferModel):
-            from utils.handwritten.decoding import greedy_decode
-
+        if not hasattr(self.model, "generate"):  # the hand-written model: the hand-written greedy loop
             return greedy_decode(self.model, input_ids, attention_mask, max_new_tokens=max_new_tokens)
         return self.model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens,
                                    **self.generate_kwargs)

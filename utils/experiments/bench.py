@@ -19,12 +19,12 @@ from pathlib import Path
 
 import torch
 
+from utils.handwritten.decoding import greedy_decode
+from utils.handwritten.seq2seq import special_token_ids, supports_kv_cache
+from utils.harness.paths import reports_dir
 from utils.workbench.batching import batch_pairs
 from utils.workbench.data import load_pairs
-from utils.handwritten.decoding import greedy_decode, special_token_ids
 from utils.workbench.models import build_model, build_tokenizer, count_parameters
-from utils.harness.paths import reports_dir
-from utils.handwritten.tinfer import TinferModel
 
 TRAINING_FAMILIES = ("tinfer", "t5", "marian")
 
@@ -55,7 +55,7 @@ def greedy_methods(model) -> dict:
 
     pad_token_id = special_token_ids(model).pad_token_id
     methods = {"hand-written, no cache": hand(False)}
-    if not isinstance(model, TinferModel):  # HF model: the hand-written loop can use its cache; generate() exists
+    if supports_kv_cache(model):  # HF model: the hand-written loop can use its cache; generate() exists
         methods = {"hand-written, cache": hand(True), **methods, "generate, cache": hf(True),
                    "generate, no cache": hf(False)}
     return methods

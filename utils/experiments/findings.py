@@ -5,7 +5,6 @@ when every claim it needs is present and holds; otherwise it says which claim is
 hold. Paper cells are citations, not measurements, and carry their section numbers.
 """
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -213,14 +212,6 @@ def failing_claims(results: dict[str, dict[str, Any]]) -> list[str]:
     return [f"{notebook}:{claim_id}" for notebook, data in sorted(results.items())
             for claim_id, claim in data.get("claims", {}).items()
             if not claim["holds"] and not claim_id.startswith(USER_MODEL_CLAIM_PREFIX)]
-
-
-def markdown_table(rows: list[dict[str, str]]) -> str:
-    header = list(rows[0])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(re.sub(r"\s*\|\s*", " / ", row[column]) for column in header) + " |"
-              for row in rows]
-    return "\n".join(lines)
 
 
 def row_holds(results, topic: str) -> bool:

@@ -22,8 +22,9 @@ from matplotlib.ticker import MaxNLocator
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import GPT2Config, GPT2LMHeadModel, RobertaConfig, RobertaForMaskedLM
 
-from utils.workbench.models import MAX_POSITIONS, SIZES
 from utils.handwritten.teacher_forcing import IGNORE_INDEX, masked_cross_entropy
+from utils.workbench.device import to_device
+from utils.workbench.models import MAX_POSITIONS, SIZES
 
 # ---------------------------------------------------------------- tiny decoder-only and encoder-only models
 
@@ -363,7 +364,7 @@ def token_weighted_nll(model, batches: list[dict[str, torch.Tensor]], shift: boo
     device = next(model.parameters()).device
     total, count = 0.0, 0
     for batch in batches:
-        batch = {name: tensor.to(device) for name, tensor in batch.items()}
+        batch = to_device(batch, device)
         logits, labels = model(**batch).logits, batch["labels"]  # (B, T, V), (B, T)
         if shift:
             logits, labels = logits[:, :-1], labels[:, 1:]
@@ -390,7 +391,7 @@ def masked_lm_nll_by_replacement(model, batches: list[dict[str, torch.Tensor]], 
     device = next(model.parameters()).device
     sums = {kind: [0.0, 0] for kind in ("mask", "random", "unchanged", "all")}
     for batch in batches:
-        batch = {name: tensor.to(device) for name, tensor in batch.items()}
+        batch = to_device(batch, device)
         input_ids, labels = batch["input_ids"], batch["labels"]
         per_token = masked_cross_entropy(model(**batch).logits, labels, reduction="none")  # (B, T)
         scored = labels != IGNORE_INDEX

@@ -21,11 +21,12 @@ import torch
 from datasets import DatasetDict, load_dataset
 from transformers import DataCollatorForSeq2Seq, EvalPrediction, Seq2SeqTrainer, Seq2SeqTrainingArguments
 
-from utils.workbench.data import LANGUAGES, SPLITS
 from utils.handwritten.decoding import greedy_decode
-from utils.experiments.tinfer_training import translation_scores
-from utils.harness.paths import DATA_DIR
 from utils.handwritten.teacher_forcing import IGNORE_INDEX, masked_cross_entropy
+from utils.harness.paths import DATA_DIR
+from utils.workbench.data import LANGUAGES, SPLITS
+from utils.workbench.device import to_device
+from utils.workbench.metrics import translation_scores
 
 
 def load_translation_dataset(splits: dict[str, int | None], data_dir: str | Path = DATA_DIR) -> DatasetDict:
@@ -192,7 +193,7 @@ def trainer_losses(trainer: Seq2SeqTrainer, batch: dict[str, torch.Tensor]) -> d
     count the training step passes it), `model(**batch).loss`, and `masked_cross_entropy` on the logits."""
     model = trainer.model.eval()
     device = next(model.parameters()).device
-    batch = {name: tensor.to(device) for name, tensor in batch.items()}
+    batch = to_device(batch, device)
     n_label_tokens = int((batch["labels"] != IGNORE_INDEX).sum())
     outputs = model(**batch)
     return {

@@ -19,16 +19,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sacrebleu
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from utils.workbench.batching import make_batches
 from utils.handwritten.decoding import greedy_decode
-from utils.workbench.models import build_model
-from utils.harness.paths import REPO_ROOT, reports_dir
-from utils.handwritten.teacher_forcing import IGNORE_INDEX, decoder_attention_mask_from_labels, shift_right
+from utils.handwritten.seq2seq import decoder_logits, encode, is_tinfer, labels_only_decoder_attention_mask
+from utils.handwritten.teacher_forcing import IGNORE_INDEX, shift_right
 from utils.handwritten.tinfer import TinferConfig, TinferModel
+from utils.harness.paths import REPO_ROOT, reports_dir
+from utils.workbench.batching import make_batches
+from utils.workbench.device import to_device
+from utils.workbench.metrics import translation_scores
+from utils.workbench.models import build_model
 from utils.workbench.training import TrainingHistory, train
 
 VARIANTS = ("no_mask", "causal", "t5", "marian")
@@ -65,30 +67,6 @@ def train_variant(variant: str, tokenizer, features, n_steps: int, size: str = "
     return model.eval(), history
 
 
-def is_tinfer(model) -> bool:
-    return isinstance(model, TinferModel)
-
-
-# ---------------------------------------------------------------- encoder once, decoder many times
-
-
-def encode(model, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-    """Encoder states of a TinferModel (a tensor) or an HF seq2seq model (its encoder output)."""
-    if is_tinfer(model):
-        return model.encode(input_ids, attention_mask)
-    return model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)
-
-
-def decoder_logits(model, encoder_states, attention_mask: torch.Tensor, decoder_input_ids: torch.Tensor,
-                   decoder_attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Logits (B, T, V) for `decoder_input_ids` given precomputed encoder states; no cache, the whole prefix."""
-    if is_tinfer(model):
-        logits, _ = model.decode(decoder_input_ids, encoder_states, attention_mask, decoder_attention_mask)
-        return logits
-    return model(encoder_outputs=encoder_states, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
-                 decoder_attention_mask=decoder_attention_mask, use_cache=False).logits
-
-
 def decoder_input_ids_from_labels(model, labels: torch.Tensor) -> torch.Tensor:
     """What the model feeds its decoder when it gets `labels` only: start id + labels[:-1], -100 -> pad."""
     config = model.config
@@ -107,7 +85,7 @@ def step_loop_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """
     labels = batch["labels"]
     decoder_input_ids = decoder_input_ids_from_labels(model, labels)
-    decoder_attention_mask = decoder_attention_mask_from_labels(labels) if is_tinfer(model) else None
+    decoder_attention_mask = labels_only_decoder_attention_mask(model, labels)
     encoder_states = encode(model, batch["input_ids"], batch["attention_mask"])
     total = 0.0
     for t in range(labels.shape[1]):
@@ -202,17 +180,6 @@ def generated_ids(sequences: torch.Tensor, eos_token_id: int) -> list[list[int]]
     return rows
 
 
-def translation_scores(hypotheses: list[str], references: list[str]) -> dict[str, float]:
-    """Exact match (a fraction in [0, 1], surrounding spaces ignored), corpus chrF and BLEU (sacrebleu defaults,
-    0-100) of hypotheses against one reference each."""
-    if len(hypotheses) != len(references) or not references:
-        raise ValueError(f"need as many hypotheses as references (> 0), got {len(hypotheses)} and {len(references)}")
-    exact = sum(h.strip() == r.strip() for h, r in zip(hypotheses, references, strict=True))
-    return {"exact_match": exact / len(references),
-            "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score,
-            "bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score}
-
-
 @dataclass
 class GreedyEvaluation:
     hypotheses: list[str]  # decoded greedy outputs
@@ -232,7 +199,7 @@ def evaluate_greedy(model, tokenizer, features, references: list[str], batch_siz
     generated, teacher_forced, free_running = [], [0, 0], [0, 0]
     device = next(model.parameters()).device
     for batch in make_batches(features, batch_size, tokenizer.pad_token_id):
-        batch = {name: tensor.to(device) for name, tensor in batch.items()}
+        batch = to_device(batch, device)
         sequences = greedy_decode(model, batch["input_ids"], batch["attention_mask"], max_new_tokens=max_new_tokens)
         ids = generated_ids(sequences, eos)
         generated += ids

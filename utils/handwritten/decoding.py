@@ -24,42 +24,18 @@ import torch
 import torch.nn.functional as F
 from transformers.modeling_outputs import BaseModelOutput
 
-from utils.handwritten.tinfer import TinferModel
+from utils.handwritten.seq2seq import (
+    SpecialIds,
+    decoder_logits,
+    encode,
+    first_decoder_layer,
+    is_encoder_decoder,
+    special_token_ids,
+    supports_kv_cache,
+)
 
 LENGTH_PENALTY_FORMS = ("hf", "gnmt")
 NEG_INF = -1.0e9  # HF's "impossible" score for beams that must not be picked
-
-
-@dataclass(frozen=True)
-class SpecialIds:
-    decoder_start_token_id: int | None  # None for decoder-only models: the prompt is the prefix
-    eos_token_id: int | None
-    pad_token_id: int | None
-
-
-def special_token_ids(model, decoder_start_token_id=None, eos_token_id=None, pad_token_id=None) -> SpecialIds:
-    """Start / eos / pad ids: explicit arguments first, then the model's generation config, then its config."""
-    sources = [getattr(model, "generation_config", None), model.config]
-
-    def pick(name, explicit):
-        if explicit is not None:
-            return explicit
-        for source in sources:
-            value = getattr(source, name, None) if source is not None else None
-            if value is not None:
-                return value[0] if isinstance(value, list | tuple) else value
-        return None
-
-    eos = pick("eos_token_id", eos_token_id)
-    pad = pick("pad_token_id", pad_token_id)
-    start = pick("decoder_start_token_id", decoder_start_token_id) if is_encoder_decoder(model) else None
-    if is_encoder_decoder(model) and start is None:
-        raise ValueError("the model has no decoder_start_token_id; pass decoder_start_token_id=")
-    return SpecialIds(start, eos, pad if pad is not None else eos)  # decoder-only GPT-2: pad = eos, like generate
-
-
-def is_encoder_decoder(model) -> bool:
-    return isinstance(model, TinferModel) or bool(getattr(model.config, "is_encoder_decoder", False))
 
 
 class StepModel:
@@ -72,12 +48,11 @@ class StepModel:
     def __init__(self, model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                  use_cache: bool | None = None):
         self.model = model
-        self.is_tinfer = isinstance(model, TinferModel)
         self.is_encoder_decoder = is_encoder_decoder(model)
         if use_cache is None:
-            use_cache = not self.is_tinfer
-        if use_cache and self.is_tinfer:
-            raise ValueError("TinferModel has no KV cache: pass use_cache=False (or None)")
+            use_cache = supports_kv_cache(model)
+        if use_cache and not supports_kv_cache(model):
+            raise ValueError(f"{type(model).__name__} has no KV cache: pass use_cache=False (or None)")
         self.use_cache = use_cache
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -86,18 +61,15 @@ class StepModel:
         self.attention_mask = attention_mask
         self.cache = None
         self.encoder_hidden_states = None
-        if self.is_tinfer:
-            self.encoder_hidden_states = model.encode(input_ids, attention_mask)  # (B, S, d_model)
-        elif self.is_encoder_decoder:
-            self.encoder_hidden_states = model.get_encoder()(
-                input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, S, d_model)
+        if self.is_encoder_decoder:
+            self.encoder_hidden_states = encode(model, input_ids, attention_mask).last_hidden_state  # (B, S, d_model)
 
     @torch.no_grad()
     def next_logits(self, sequences: torch.Tensor) -> torch.Tensor:
         """sequences: (N, T) prefixes -> float32 logits (N, V) for the token after each prefix."""
-        if self.is_tinfer:
-            logits, _ = self.model.decode(sequences, self.encoder_hidden_states, self.attention_mask)
-            return logits[:, -1].float()
+        if self.is_encoder_decoder and not self.use_cache:  # the whole prefix, every step
+            encoder_outputs = BaseModelOutput(last_hidden_state=self.encoder_hidden_states)
+            return decoder_logits(self.model, encoder_outputs, self.attention_mask, sequences)[:, -1].float()
         new_tokens = sequences[:, -1:] if (self.use_cache and self.cache is not None) else sequences
         if self.is_encoder_decoder:
             encoder_outputs = BaseModelOutput(last_hidden_state=self.encoder_hidden_states)
@@ -530,16 +502,6 @@ def _constrained_one(model, input_ids, attention_mask, constraints, num_beams, m
 
 # ---------------------------------------------------------------------------------------------------------
 # measuring what decoding does
-
-
-def first_decoder_layer(model) -> torch.nn.Module:
-    """The first decoder block of a TinferModel, T5, GPT-2, or a BART-like model (Marian, BART)."""
-    if isinstance(model, TinferModel):
-        return model.decoder_layers[0]
-    if hasattr(model, "transformer") and hasattr(model.transformer, "h"):  # GPT-2
-        return model.transformer.h[0]
-    decoder = model.get_decoder()
-    return decoder.block[0] if hasattr(decoder, "block") else decoder.layers[0]
 
 
 class DecoderPositionCounter:

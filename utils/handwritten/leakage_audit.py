@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from utils.handwritten.seq2seq import decoder_self_attention_modules, encode, is_tinfer, supports_kv_cache
 from utils.handwritten.teacher_forcing import causal_mask
-from utils.handwritten.tinfer import TinferModel
 
 LogitsFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -161,25 +161,15 @@ def gradient_leakage(
 
 
 def _encoder_states(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None):
-    """Run the encoder once (no grad): TinferModel hidden states, or an HF model's `encoder_outputs`."""
+    """Run the encoder once (no grad)."""
     with torch.no_grad():
-        if isinstance(model, TinferModel):
-            return model.encode(input_ids, attention_mask)
-        return model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)
+        return encode(model, input_ids, attention_mask)
 
 
 def _seq2seq_call(model, input_ids, attention_mask, encoder_states, decoder_kwargs) -> torch.Tensor:
     """Decoder logits with the encoder either re-run (`encoder_states` None) or reused."""
     if encoder_states is None:
         return model(input_ids=input_ids, attention_mask=attention_mask, **decoder_kwargs).logits
-    if isinstance(model, TinferModel):
-        unknown = set(decoder_kwargs) - {"decoder_input_ids", "decoder_attention_mask", "decoder_inputs_embeds"}
-        if unknown:
-            raise TypeError(f"TinferModel.decode does not take {sorted(unknown)}")
-        logits, _ = model.decode(decoder_kwargs.get("decoder_input_ids"), encoder_states, attention_mask,
-                                 decoder_kwargs.get("decoder_attention_mask"),
-                                 decoder_kwargs.get("decoder_inputs_embeds"))
-        return logits
     return model(encoder_outputs=encoder_states, attention_mask=attention_mask, **decoder_kwargs).logits
 
 
@@ -229,7 +219,7 @@ def decoder_input_embeddings(model, decoder_input_ids: torch.Tensor) -> torch.Te
 
     TinferModel: its scaled token embedding; HF models: the decoder's (or the model's) input embedding table.
     """
-    if hasattr(model, "embed") and hasattr(model, "decode"):  # TinferModel
+    if is_tinfer(model):
         return model.embed(decoder_input_ids).detach()
     decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
     embedding = decoder.get_input_embeddings() if decoder is not None else model.get_input_embeddings()
@@ -239,18 +229,6 @@ def decoder_input_embeddings(model, decoder_input_ids: torch.Tensor) -> torch.Te
 # --- the mask a decoder actually applies -----------------------------------------------------------------------
 
 BLOCKED_BELOW = -1e4  # an additive mask entry below this blocks attention (HF uses finfo.min, others -1e9 or -inf)
-
-
-def decoder_self_attention_modules(model) -> list[tuple[str, torch.nn.Module]]:
-    """The decoder self-attention modules of a TinferModel or an HF encoder-decoder (T5, Marian, BART, ...)."""
-    if isinstance(model, TinferModel):
-        return [(f"decoder_layers.{i}.self_attn", layer.self_attn) for i, layer in enumerate(model.decoder_layers)]
-    decoder = model.get_decoder()
-    modules = [(name, module) for name, module in decoder.named_modules()
-               if name.split(".")[-1] in ("SelfAttention", "self_attn")]
-    if not modules:
-        raise ValueError(f"found no decoder self-attention module in {type(model).__name__}")
-    return modules
 
 
 @contextmanager
@@ -334,8 +312,8 @@ def kv_cache_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
                     decoder_attention_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Incremental decoding of an HF seq2seq model: encode once, then feed one decoder token per call with the
     key/value cache (`use_cache=True`), as `generate` does. Returns (B, T, V)."""
-    if isinstance(model, TinferModel):
-        raise ValueError("TinferModel has no key/value cache; use step_by_step_logits")
+    if not supports_kv_cache(model):
+        raise ValueError(f"{type(model).__name__} has no key/value cache; use step_by_step_logits")
     encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)
     cache, steps = None, []
     for position in range(decoder_input_ids.shape[1]):

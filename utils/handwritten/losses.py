@@ -24,8 +24,8 @@ from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_pt_utils import LabelSmoother
 
-from utils.workbench.batching import pad_features
 from utils.handwritten.teacher_forcing import IGNORE_INDEX, masked_cross_entropy, shift_right
+from utils.workbench.batching import pad_features
 
 SPREADS = ("uniform", "others")
 SOFT_REDUCTIONS = ("token_mean", "sum", "none")

@@ -128,8 +128,28 @@ class DecoderLayer(nn.Module):
         return hidden_states, self_weights
 
 
+@dataclass
+class TinferEncoderOutput:
+    """What `model.get_encoder()(...)` returns, named as in HF's `BaseModelOutput`."""
+
+    last_hidden_state: torch.Tensor  # (B, S, d_model)
+
+
+class _TinferEncoder:
+    """HF's `get_encoder()` view of a TinferModel: `encoder(input_ids=, attention_mask=)`."""
+
+    def __init__(self, model: "TinferModel"):
+        self.model = model
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> TinferEncoderOutput:
+        return TinferEncoderOutput(self.model.encode(input_ids, attention_mask))
+
+
 class TinferModel(nn.Module):
-    """Encoder-decoder with HF-style call signature: `model(input_ids, attention_mask, labels=...)`."""
+    """Encoder-decoder with the call signature of HF's seq2seq models, for what the collection needs:
+    `model(input_ids, attention_mask, labels=...)` (one teacher-forced pass), `model.get_encoder()` (encoder
+    once) and `model(encoder_outputs=..., attention_mask=..., decoder_input_ids=prefix)` (decoder on a prefix).
+    It has no key/value cache: `use_cache=True` is refused."""
 
     def __init__(self, config: TinferConfig):
         super().__init__()
@@ -198,14 +218,19 @@ class TinferModel(nn.Module):
         logits = hidden_states @ self.embed_tokens.weight.T  # tied output layer (§3.4): (B, T, V)
         return logits, tuple(self_attentions)
 
+    def get_encoder(self) -> _TinferEncoder:
+        return _TinferEncoder(self)
+
     def forward(
         self,
-        input_ids: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         decoder_input_ids: torch.Tensor | None = None,
         decoder_attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         decoder_inputs_embeds: torch.Tensor | None = None,
+        encoder_outputs: TinferEncoderOutput | None = None,
+        use_cache: bool | None = None,
         label_smoothing: float = 0.0,
     ) -> TinferOutput:
         """One teacher-forced pass. With `labels` only, decoder inputs are `shift_right(labels)` and the
@@ -216,7 +241,14 @@ class TinferModel(nn.Module):
             decoder_input_ids = shift_right(labels, self.config.decoder_start_token_id, self.config.pad_token_id)
             if decoder_attention_mask is None:
                 decoder_attention_mask = decoder_attention_mask_from_labels(labels)
-        encoder_hidden_states = self.encode(input_ids, attention_mask)
+        if use_cache:
+            raise ValueError("TinferModel has no key/value cache: pass use_cache=False (or None)")
+        if encoder_outputs is not None:
+            encoder_hidden_states = encoder_outputs.last_hidden_state  # (B, S, d_model), the encoder run once
+        elif input_ids is not None:
+            encoder_hidden_states = self.encode(input_ids, attention_mask)
+        else:
+            raise ValueError("pass input_ids or encoder_outputs")
         logits, self_attentions = self.decode(decoder_input_ids, encoder_hidden_states, attention_mask,
                                               decoder_attention_mask, decoder_inputs_embeds)
         loss = None

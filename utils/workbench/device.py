@@ -20,3 +20,8 @@ def resolve_device(device: str = "auto") -> torch.device:
     if device == "mps" and not torch.backends.mps.is_available():
         raise ValueError("parameter 'device' is 'mps' but MPS is not available; use 'auto' or 'cpu'")
     return torch.device(device)
+
+
+def to_device(batch: dict[str, torch.Tensor], device: str | torch.device) -> dict[str, torch.Tensor]:
+    """Every tensor of a batch dict on `device` (a new dict; the names stay)."""
+    return {name: tensor.to(device) for name, tensor in batch.items()}

@@ -60,7 +60,7 @@ def _check_family_and_size(family: str, size: str) -> None:
         raise ValueError(f"parameter 'size' must be one of {tuple(SIZES)}, got {size!r}")
 
 
-def special_ids(tokenizer: PreTrainedTokenizerBase, family: str) -> dict[str, int]:
+def _family_special_ids(tokenizer: PreTrainedTokenizerBase, family: str) -> dict[str, int]:
     """pad / eos / decoder start ids for a family: T5 and Marian start from pad, BART from eos."""
     pad, eos = tokenizer.pad_token_id, tokenizer.eos_token_id
     start = eos if family == "bart" else pad
@@ -72,7 +72,7 @@ def t5_config(tokenizer, size: str = "tiny", dropout: float = 0.1) -> T5Config:
     return T5Config(
         vocab_size=len(tokenizer), d_model=dims["d_model"], d_kv=dims["d_model"] // dims["n_heads"],
         d_ff=dims["d_ff"], num_layers=dims["n_layers"], num_heads=dims["n_heads"], dropout_rate=dropout,
-        feed_forward_proj="relu", **special_ids(tokenizer, "t5"),
+        feed_forward_proj="relu", **_family_special_ids(tokenizer, "t5"),
     )
 
 
@@ -83,7 +83,7 @@ def marian_config(tokenizer, size: str = "tiny", dropout: float = 0.1) -> Marian
         decoder_layers=dims["n_layers"], encoder_attention_heads=dims["n_heads"],
         decoder_attention_heads=dims["n_heads"], encoder_ffn_dim=dims["d_ff"], decoder_ffn_dim=dims["d_ff"],
         max_position_embeddings=MAX_POSITIONS, dropout=dropout, activation_function="swish",
-        scale_embedding=True, forced_eos_token_id=tokenizer.eos_token_id, **special_ids(tokenizer, "marian"),
+        scale_embedding=True, forced_eos_token_id=tokenizer.eos_token_id, **_family_special_ids(tokenizer, "marian"),
     )
 
 
@@ -94,7 +94,7 @@ def bart_config(tokenizer, size: str = "tiny", dropout: float = 0.1) -> BartConf
         decoder_layers=dims["n_layers"], encoder_attention_heads=dims["n_heads"],
         decoder_attention_heads=dims["n_heads"], encoder_ffn_dim=dims["d_ff"], decoder_ffn_dim=dims["d_ff"],
         max_position_embeddings=MAX_POSITIONS, dropout=dropout, bos_token_id=tokenizer.bos_token_id,
-        forced_eos_token_id=tokenizer.eos_token_id, **special_ids(tokenizer, "bart"),
+        forced_eos_token_id=tokenizer.eos_token_id, **_family_special_ids(tokenizer, "bart"),
     )
 
 
@@ -103,8 +103,17 @@ def tinfer_config(tokenizer, size: str = "tiny", dropout: float = 0.1, causal: b
     return TinferConfig(
         vocab_size=len(tokenizer), d_model=dims["d_model"], n_heads=dims["n_heads"], d_ff=dims["d_ff"],
         n_encoder_layers=dims["n_layers"], n_decoder_layers=dims["n_layers"], dropout=dropout,
-        max_positions=MAX_POSITIONS, causal=causal, **special_ids(tokenizer, "tinfer"),
+        max_positions=MAX_POSITIONS, causal=causal, **_family_special_ids(tokenizer, "tinfer"),
     )
+
+
+def build_config(family: str, tokenizer: PreTrainedTokenizerBase, size: str = "tiny", dropout: float = 0.1,
+                 causal: bool = True):
+    """The config `build_model` uses for a family (T5Config, MarianConfig, BartConfig or TinferConfig)."""
+    _check_family_and_size(family, size)
+    if family == "tinfer":
+        return tinfer_config(tokenizer, size, dropout, causal)
+    return {"t5": t5_config, "marian": marian_config, "bart": bart_config}[family](tokenizer, size, dropout)
 
 
 def build_tokenizer(family: str, model_name_or_path: str | None = None) -> PreTrainedTokenizerBase:
@@ -140,17 +149,13 @@ def build_model(
         check_model_name_or_path(model_name_or_path)
         return AutoModelForSeq2SeqLM.from_pretrained(model_name_or_path, attn_implementation=attn_implementation)
     tokenizer = tokenizer if tokenizer is not None else build_tokenizer(family)
+    config = build_config(family, tokenizer, size, dropout, causal)
     torch.manual_seed(seed)
     if family == "tinfer":
-        return TinferModel(tinfer_config(tokenizer, size, dropout, causal))
-    config_builder, model_class = {
-        "t5": (t5_config, T5ForConditionalGeneration),
-        "marian": (marian_config, MarianMTModel),
-        "bart": (bart_config, BartForConditionalGeneration),
-    }[family]
-    config = config_builder(tokenizer, size, dropout)
+        return TinferModel(config)
     config._attn_implementation = attn_implementation
-    return model_class(config)
+    model_class = {"t5": T5ForConditionalGeneration, "marian": MarianMTModel, "bart": BartForConditionalGeneration}
+    return model_class[family](config)
 
 
 def count_parameters(model: torch.nn.Module) -> int:

@@ -24,8 +24,8 @@ from pathlib import Path
 import sentencepiece
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
-from utils.workbench.data import LANGUAGES, load_english_corpus, load_split
 from utils.harness.paths import DATA_DIR, TOKENIZERS_DIR
+from utils.workbench.data import LANGUAGES, load_english_corpus, load_split
 
 TOKENIZER_NAMES = ("t5", "marian", "bart")
 

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from transformers import get_inverse_sqrt_schedule, get_linear_schedule_with_warmup
 
 from utils.workbench.batching import pad_features
-from utils.workbench.device import resolve_device
+from utils.workbench.device import resolve_device, to_device
 
 SCHEDULES = ("linear", "inverse_sqrt", "constant")
 
@@ -116,7 +116,7 @@ def evaluate_loss(model: torch.nn.Module, features, pad_token_id: int, batch_siz
     model.eval()
     total_loss, total_tokens = 0.0, 0
     for batch in make_dataloader(features, batch_size, pad_token_id, shuffle=False):
-        batch = {name: tensor.to(device) for name, tensor in batch.items()}
+        batch = to_device(batch, device)
         n_tokens = int((batch["labels"] != -100).sum())
         total_loss += model(**batch).loss.item() * n_tokens
         total_tokens += n_tokens
