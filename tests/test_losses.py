@@ -7,26 +7,28 @@ import torch
 import torch.nn.functional as F
 from transformers import T5Config, T5ForConditionalGeneration
 
+from utils.experiments.trainer_measurements import (
+    flat_parameters,
+    hf_label_smoother_loss,
+    relative_change,
+    seq2seq_collator,
+    token_mean_compute_loss,
+    trainer_sgd_update,
+    update_ratio,
+)
 from utils.handwritten.losses import (
     accumulated_gradient,
     combine_micro_batch_losses,
     count_target_tokens,
     flat_gradient,
-    flat_parameters,
-    hf_label_smoother_loss,
     kl_to_targets,
     micro_batch_scale,
     model_loss_gradient,
     pick_spread,
-    relative_change,
-    seq2seq_collator,
     smoothed_targets,
     soft_cross_entropy,
     step_by_step_losses,
     target_entropy,
-    token_mean_compute_loss,
-    trainer_sgd_update,
-    update_ratio,
 )
 from utils.handwritten.teacher_forcing import IGNORE_INDEX, masked_cross_entropy, shift_right
 from utils.handwritten.tinfer import TinferConfig, TinferModel

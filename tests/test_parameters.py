@@ -3,7 +3,10 @@ import json
 import pytest
 
 from utils.harness.parameters import (
+    Between,
+    OneOf,
     Parameter,
+    at_least,
     check_choice,
     check_range,
     check_type,
@@ -93,6 +96,21 @@ def test_load_parameters_reads_globals_and_checks_types(notebook):
     del namespace["n_steps"]
     with pytest.raises(NameError, match="n_steps"):
         load_parameters(str(notebook), namespace)
+
+
+def test_load_parameters_applies_the_declared_rules_once(notebook):
+    namespace = {"family": "t5", "n_steps": 3, "lr": 1e-3, "causal": True, "families": ["t5"], "path": None}
+    rules = {"family": OneOf(("t5", "marian")), "n_steps": at_least(1), "lr": Between(1e-6, 1.0),
+             "families": OneOf(("t5", "marian")), "path": OneOf(("a",))}  # None skips the rule
+    assert load_parameters(str(notebook), namespace, rules)["n_steps"] == 3
+    for name, bad, message in (("family", "gpt", "parameter 'family' got 'gpt'; allowed: t5, marian"),
+                               ("n_steps", 0, r"parameter 'n_steps' must be in \[1, inf\], got 0"),
+                               ("lr", 2.0, r"parameter 'lr' must be in \[1e-06, 1.0\], got 2.0"),
+                               ("families", ["t5", "bart"], "parameter 'families' got 'bart'")):
+        with pytest.raises(ValueError, match=message):
+            load_parameters(str(notebook), {**namespace, name: bad}, rules)
+    with pytest.raises(KeyError, match="'n_step', which is not a parameter"):
+        load_parameters(str(notebook), namespace, {"n_step": at_least(1)})
 
 
 def test_check_choice_and_range_messages():

@@ -34,8 +34,30 @@ from utils.handwritten.seq2seq import (
     supports_kv_cache,
 )
 
+__all__ = [
+    "BeamSearchOutput",
+    "ConstrainedOutput",
+    "Constraint",
+    "ConstraintState",
+    "DecoderPositionCounter",
+    "LENGTH_PENALTY_FORMS",
+    "StepModel",
+    "autoregressive_decode",
+    "beam_search",
+    "constrained_beam_search",
+    "constraints_from_words",
+    "contains_sequence",
+    "greedy_decode",
+    "length_penalty_value",
+    "process_logits",
+    "reload_with_config_entries",
+    "rerank",
+    "sample_decode",
+    "satisfies",
+]
+
 LENGTH_PENALTY_FORMS = ("hf", "gnmt")
-NEG_INF = -1.0e9  # HF's "impossible" score for beams that must not be picked
+_NEG_INF = -1.0e9  # HF's "impossible" score for beams that must not be picked
 
 
 class StepModel:
@@ -91,14 +113,14 @@ class StepModel:
             self.cache.reorder_cache(row_index)
 
 
-def initial_prefix(input_ids: torch.Tensor, ids: SpecialIds) -> torch.Tensor:
+def _initial_prefix(input_ids: torch.Tensor, ids: SpecialIds) -> torch.Tensor:
     """(B, 1) start tokens for an encoder-decoder, the prompt itself for a decoder-only model."""
     if ids.decoder_start_token_id is None:
         return input_ids
     return input_ids.new_full((input_ids.shape[0], 1), ids.decoder_start_token_id)
 
 
-def force_eos(scores: torch.Tensor, eos_token_id: int) -> torch.Tensor:
+def _force_eos(scores: torch.Tensor, eos_token_id: int) -> torch.Tensor:
     """Every token but <eos> becomes impossible (HF's ForcedEOSTokenLogitsProcessor at the last position)."""
     forced = torch.full_like(scores, -math.inf)
     forced[:, eos_token_id] = 0.0
@@ -124,12 +146,12 @@ def autoregressive_decode(model, input_ids, attention_mask=None, max_new_tokens:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     ids = special_token_ids(model, **special)
     step_model = StepModel(model, input_ids, attention_mask, use_cache)
-    sequences = initial_prefix(input_ids, ids)
+    sequences = _initial_prefix(input_ids, ids)
     unfinished = torch.ones(sequences.shape[0], dtype=torch.bool, device=sequences.device)
     for step in range(max_new_tokens):
         scores = step_model.next_logits(sequences)  # (B, V)
         if forced_eos_token_id is not None and step == max_new_tokens - 1:
-            scores = force_eos(scores, forced_eos_token_id)
+            scores = _force_eos(scores, forced_eos_token_id)
         next_tokens = choose_next(scores)
         if stop_at_eos and ids.eos_token_id is not None:
             next_tokens = torch.where(unfinished, next_tokens, ids.pad_token_id)
@@ -208,7 +230,7 @@ class BeamSearchOutput:
     candidates: list[list[tuple[list[int], float, int]]] = field(default_factory=list)
 
 
-class FinishedPool:
+class _FinishedPool:
     """The best `num_beams` finished hypotheses of one input, by penalized score."""
 
     def __init__(self, num_beams: int):
@@ -227,13 +249,13 @@ class FinishedPool:
         return self.hypotheses[-1][0] if self.is_full() else -math.inf
 
 
-def beam_can_improve(pool: FinishedPool, best_running_score: float, length: int, alpha: float, form: str) -> bool:
+def _beam_can_improve(pool: _FinishedPool, best_running_score: float, length: int, alpha: float, form: str) -> bool:
     """HF's stopping heuristic: an input stays open while its pool has a free slot or the best running
     beam, penalized at `length`, would beat the worst finished hypothesis."""
     return not pool.is_full() or best_running_score / length_penalty_value(length, alpha, form) > pool.worst_score()
 
 
-def pad_hypotheses(hypotheses: list[list[int]], fill_value: int) -> torch.Tensor:
+def _pad_hypotheses(hypotheses: list[list[int]], fill_value: int) -> torch.Tensor:
     length = max(len(h) for h in hypotheses)
     return torch.tensor([h + [fill_value] * (length - len(h)) for h in hypotheses], dtype=torch.long)
 
@@ -265,17 +287,17 @@ def beam_search(model, input_ids, attention_mask=None, num_beams: int = 4, max_n
     step_model = StepModel(model, input_ids, attention_mask, use_cache)
     device = input_ids.device
     step_model.reorder(torch.arange(batch_size, device=device).repeat_interleave(num_beams))  # each input K times
-    running = initial_prefix(input_ids, ids).repeat_interleave(num_beams, dim=0)  # (B * K, T)
+    running = _initial_prefix(input_ids, ids).repeat_interleave(num_beams, dim=0)  # (B * K, T)
     running_scores = torch.zeros(batch_size, num_beams, device=device)
-    running_scores[:, 1:] = NEG_INF  # all beams start equal: only the first may expand at step 1
-    pools = [FinishedPool(num_beams) for _ in range(batch_size)]
+    running_scores[:, 1:] = _NEG_INF  # all beams start equal: only the first may expand at step 1
+    pools = [_FinishedPool(num_beams) for _ in range(batch_size)]
     candidates_offered: list[list[tuple[list[int], float, int]]] = [[] for _ in range(batch_size)]
     is_open = [True] * batch_size
 
     for step in range(max_new_tokens):
         log_probs = F.log_softmax(step_model.next_logits(running), dim=-1)  # (B * K, V)
         if forced_eos_token_id is not None and step == max_new_tokens - 1:
-            log_probs = force_eos(log_probs, forced_eos_token_id)
+            log_probs = _force_eos(log_probs, forced_eos_token_id)
         vocab_size = log_probs.shape[-1]
         totals = (log_probs.view(batch_size, num_beams, vocab_size) + running_scores[:, :, None])
         top_scores, top_index = totals.view(batch_size, -1).topk(2 * num_beams, dim=-1)  # (B, 2K)
@@ -296,7 +318,7 @@ def beam_search(model, input_ids, attention_mask=None, num_beams: int = 4, max_n
                     pools[b].add(float(top_scores[b, k] / penalty), tokens)
                     candidates_offered[b].append((tokens, float(top_scores[b, k]), generated_length))
 
-        keep_scores = top_scores + finishes.float() * NEG_INF
+        keep_scores = top_scores + finishes.float() * _NEG_INF
         keep_scores, keep = keep_scores.topk(num_beams, dim=-1)  # (B, K) best unfinished candidates
         running_scores = keep_scores
         running = extended.gather(1, keep[:, :, None].expand(-1, -1, extended.shape[-1]))
@@ -304,7 +326,7 @@ def beam_search(model, input_ids, attention_mask=None, num_beams: int = 4, max_n
         step_model.reorder(source_row.gather(1, keep).flatten())
 
         hypothetical = max_new_tokens if (early_stopping == "never" and length_penalty > 0) else generated_length
-        is_open = [is_open[b] and beam_can_improve(pools[b], float(running_scores[b, 0]), hypothetical,
+        is_open = [is_open[b] and _beam_can_improve(pools[b], float(running_scores[b, 0]), hypothetical,
                                                    length_penalty, length_penalty_form) for b in range(batch_size)]
         all_full = all(pool.is_full() for pool in pools)
         if not any(is_open) or (early_stopping is True and all_full) or bool(finishes.all()):
@@ -312,7 +334,7 @@ def beam_search(model, input_ids, attention_mask=None, num_beams: int = 4, max_n
 
     fill = ids.pad_token_id if fill_value is None else fill_value
     best = [pool.hypotheses[r] for pool in pools for r in range(num_return_sequences)]
-    return BeamSearchOutput(sequences=pad_hypotheses([tokens for _, tokens in best], fill).to(device),
+    return BeamSearchOutput(sequences=_pad_hypotheses([tokens for _, tokens in best], fill).to(device),
                             sequences_scores=torch.tensor([score for score, _ in best]),
                             candidates=candidates_offered)
 
@@ -405,7 +427,7 @@ class ConstraintState:
         return tokens
 
 
-def allocate_by_bank(candidates: list[tuple[float, int, int, ConstraintState, int]], num_beams: int) -> list:
+def _allocate_by_bank(candidates: list[tuple[float, int, int, ConstraintState, int]], num_beams: int) -> list:
     """Next beams from (score, row, token, state, bank) candidates: take the best of each bank in turn,
     the most advanced bank first, so that beams which placed constraint tokens survive lower scores."""
     banks: dict[int, list] = {}
@@ -447,7 +469,7 @@ def constrained_beam_search(model, input_ids, attention_mask=None, constraints: 
     results = [_constrained_one(model, input_ids[b:b + 1], attention_mask[b:b + 1], constraints, num_beams,
                                 max_new_tokens, length_penalty, length_penalty_form, use_cache, ids)
                for b in range(input_ids.shape[0])]
-    return ConstrainedOutput(sequences=pad_hypotheses([tokens for tokens, _ in results], ids.pad_token_id).to(
+    return ConstrainedOutput(sequences=_pad_hypotheses([tokens for tokens, _ in results], ids.pad_token_id).to(
                                  input_ids.device),
                              scores=[score for _, score in results],
                              satisfied=[satisfies(tokens, constraints) for tokens, _ in results])
@@ -457,9 +479,9 @@ def _constrained_one(model, input_ids, attention_mask, constraints, num_beams, m
                      form, use_cache, ids) -> tuple[list[int], float]:
     """One input: returns (tokens, penalized score) of the best complete hypothesis (or best running one)."""
     step_model = StepModel(model, input_ids, attention_mask, use_cache)
-    prefix = initial_prefix(input_ids, ids)[0].tolist()
+    prefix = _initial_prefix(input_ids, ids)[0].tolist()
     beams = [(0.0, prefix, ConstraintState.start(constraints))]
-    finished = FinishedPool(num_beams)
+    finished = _FinishedPool(num_beams)
     for step in range(max_new_tokens):
         prefixes = torch.tensor([t for _, t, _ in beams], device=input_ids.device)
         log_probs = F.log_softmax(step_model.next_logits(prefixes), dim=-1)
@@ -486,9 +508,9 @@ def _constrained_one(model, input_ids, attention_mask, constraints, num_beams, m
                 finished.add(score / penalty, tokens)
             else:
                 candidates.append((score, row, token, state, state.progress(constraints)))
-        chosen = allocate_by_bank(candidates, num_beams)
+        chosen = _allocate_by_bank(candidates, num_beams)
         best_running = max((c[0] for c in chosen), default=-math.inf)
-        if not chosen or step == max_new_tokens - 1 or not beam_can_improve(finished, best_running, step + 1,
+        if not chosen or step == max_new_tokens - 1 or not _beam_can_improve(finished, best_running, step + 1,
                                                                            length_penalty, form):
             break
         step_model.reorder(torch.tensor([row for _, row, _, _, _ in chosen], device=input_ids.device))

@@ -23,6 +23,27 @@ import torch
 from utils.handwritten.seq2seq import decoder_self_attention_modules, encode, is_tinfer, supports_kv_cache
 from utils.handwritten.teacher_forcing import causal_mask
 
+__all__ = [
+    "BLOCKED_BELOW",
+    "LeakageReport",
+    "LogitsFn",
+    "allowed_from_attention_mask",
+    "capture_self_attention_masks",
+    "decoder_input_embeddings",
+    "decoder_only_embeds_logits_fn",
+    "decoder_only_logits_fn",
+    "future_leakage",
+    "gradient_leakage",
+    "kv_cache_logits",
+    "max_abs_diff_per_position",
+    "plot_allowed",
+    "plot_sensitivity",
+    "report_from_sensitivity",
+    "seq2seq_embeds_logits_fn",
+    "seq2seq_logits_fn",
+    "step_by_step_logits",
+]
+
 LogitsFn = Callable[[torch.Tensor], torch.Tensor]
 
 

@@ -12,6 +12,18 @@
 import torch
 import torch.nn.functional as F
 
+__all__ = [
+    "IGNORE_INDEX",
+    "REDUCTIONS",
+    "causal_mask",
+    "decoder_attention_mask_from_labels",
+    "decoder_self_attention_mask",
+    "is_shifted_right",
+    "masked_cross_entropy",
+    "padding_mask",
+    "shift_right",
+]
+
 IGNORE_INDEX = -100
 REDUCTIONS = ("token_mean", "sequence_mean", "sum", "none")
 

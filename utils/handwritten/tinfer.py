@@ -23,6 +23,14 @@ from utils.handwritten.teacher_forcing import (
     shift_right,
 )
 
+__all__ = [
+    "TinferConfig",
+    "TinferEncoderOutput",
+    "TinferModel",
+    "TinferOutput",
+    "sinusoidal_positions",
+]
+
 
 @dataclass
 class TinferConfig:
@@ -58,7 +66,7 @@ def sinusoidal_positions(max_positions: int, d_model: int) -> torch.Tensor:
     return table
 
 
-class MultiHeadAttention(nn.Module):
+class _MultiHeadAttention(nn.Module):
     def __init__(self, d_model: int, n_heads: int, dropout: float):
         super().__init__()
         if d_model % n_heads:
@@ -86,7 +94,7 @@ class MultiHeadAttention(nn.Module):
         return self.out_proj(context), weights
 
 
-class FeedForward(nn.Module):
+class _FeedForward(nn.Module):
     def __init__(self, d_model: int, d_ff: int, dropout: float):
         super().__init__()
         self.linear_in, self.linear_out = nn.Linear(d_model, d_ff), nn.Linear(d_ff, d_model)
@@ -96,11 +104,11 @@ class FeedForward(nn.Module):
         return self.linear_out(self.dropout(F.relu(self.linear_in(x))))
 
 
-class EncoderLayer(nn.Module):
+class _EncoderLayer(nn.Module):
     def __init__(self, config: TinferConfig):
         super().__init__()
-        self.self_attn = MultiHeadAttention(config.d_model, config.n_heads, config.dropout)
-        self.feed_forward = FeedForward(config.d_model, config.d_ff, config.dropout)
+        self.self_attn = _MultiHeadAttention(config.d_model, config.n_heads, config.dropout)
+        self.feed_forward = _FeedForward(config.d_model, config.d_ff, config.dropout)
         self.norm_attn, self.norm_ff = nn.LayerNorm(config.d_model), nn.LayerNorm(config.d_model)
         self.dropout = nn.Dropout(config.dropout)
 
@@ -110,12 +118,12 @@ class EncoderLayer(nn.Module):
         return self.norm_ff(hidden_states + self.dropout(self.feed_forward(hidden_states)))
 
 
-class DecoderLayer(nn.Module):
+class _DecoderLayer(nn.Module):
     def __init__(self, config: TinferConfig):
         super().__init__()
-        self.self_attn = MultiHeadAttention(config.d_model, config.n_heads, config.dropout)
-        self.cross_attn = MultiHeadAttention(config.d_model, config.n_heads, config.dropout)
-        self.feed_forward = FeedForward(config.d_model, config.d_ff, config.dropout)
+        self.self_attn = _MultiHeadAttention(config.d_model, config.n_heads, config.dropout)
+        self.cross_attn = _MultiHeadAttention(config.d_model, config.n_heads, config.dropout)
+        self.feed_forward = _FeedForward(config.d_model, config.d_ff, config.dropout)
         self.norm_self, self.norm_cross, self.norm_ff = (nn.LayerNorm(config.d_model) for _ in range(3))
         self.dropout = nn.Dropout(config.dropout)
 
@@ -156,8 +164,8 @@ class TinferModel(nn.Module):
         self.config = config
         self.embed_tokens = nn.Embedding(config.vocab_size, config.d_model, padding_idx=config.pad_token_id)
         self.register_buffer("positions", sinusoidal_positions(config.max_positions, config.d_model), persistent=False)
-        self.encoder_layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.n_encoder_layers))
-        self.decoder_layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.n_decoder_layers))
+        self.encoder_layers = nn.ModuleList(_EncoderLayer(config) for _ in range(config.n_encoder_layers))
+        self.decoder_layers = nn.ModuleList(_DecoderLayer(config) for _ in range(config.n_decoder_layers))
         self.dropout = nn.Dropout(config.dropout)
         nn.init.normal_(self.embed_tokens.weight, std=config.d_model**-0.5)
 

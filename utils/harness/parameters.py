@@ -162,14 +162,51 @@ def validate_overrides(notebook: str | Path, overrides: dict[str, Any]) -> dict[
     return checked
 
 
-def load_parameters(notebook: str, namespace: dict[str, Any]) -> dict[str, Any]:
-    """Collect the notebook's declared parameters from its globals, checking each value's type."""
+@dataclass(frozen=True)
+class OneOf:
+    """The value (or every item of a list value) is one of `allowed`."""
+
+    allowed: tuple
+
+    def check(self, name: str, value: Any) -> None:
+        check_choice(name, value, self.allowed)
+
+
+@dataclass(frozen=True)
+class Between:
+    """`low <= value <= high` (either bound may be None); for a list value, every item."""
+
+    low: float | None = None
+    high: float | None = None
+
+    def check(self, name: str, value: Any) -> None:
+        for item in value if isinstance(value, list) else [value]:
+            check_range(name, item, self.low, self.high)
+
+
+def at_least(low: float) -> Between:
+    return Between(low, None)
+
+
+def load_parameters(notebook: str, namespace: dict[str, Any],
+                    allowed: dict[str, OneOf | Between] | None = None) -> dict[str, Any]:
+    """Collect the notebook's declared parameters from its globals, checking each value's type, then each rule
+    of `allowed` (parameter name -> `OneOf(...)` or `Between(low, high)`), stated once in the setup cell.
+
+    A wrong value raises ValueError naming the parameter and what is allowed, before any heavy work.
+    """
     declared = read_parameters(notebook)
     values = {}
     for name, parameter in declared.items():
         if name not in namespace:
             raise NameError(f"parameter {name!r} is declared in the parameters cell but not defined")
         values[name] = check_type(parameter, namespace[name])
+    for name, rule in (allowed or {}).items():
+        if name not in values:
+            raise KeyError(f"a rule names {name!r}, which is not a parameter of {notebook}; "
+                           f"parameters: {', '.join(values)}")
+        if values[name] is not None:
+            rule.check(name, values[name])
     return values
 
 

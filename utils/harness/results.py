@@ -41,6 +41,15 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _execution_count() -> int | None:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    return getattr(shell, "execution_count", None) if shell is not None else None
+
+
 def library_versions() -> dict[str, str]:
     return {name: metadata.version(name) for name in VERSIONED_PACKAGES}
 
@@ -55,11 +64,21 @@ class Results:
         self.metrics: dict[str, Any] = {}
         self.timings: dict[str, float] = {}
 
-    def claim(self, claim_id: str, holds: bool, statement: str, evidence: Any = None) -> bool:
-        """Record a checked statement; print it with its verdict. Returns `holds`."""
+    def claim(self, claim_id: str, holds: bool, statement: str, evidence: Any = None, sanity: bool = False) -> bool:
+        """Record a checked statement; print it with its verdict. Returns `holds`.
+
+        `sanity=True` marks a check of a definition or of a value set here (it can fail only through a bug):
+        it is recorded and shown, but never backs a finding. `cell` is the kernel's execution count when the claim
+        was made (under papermill: the 1-based index of the code cell), so a report can link to that cell.
+        """
         holds = bool(holds)
         self.claims[claim_id] = {"holds": holds, "statement": statement, "evidence": _jsonable(evidence)}
-        mark = "HOLDS" if holds else "DOES NOT HOLD"
+        if sanity:
+            self.claims[claim_id]["sanity"] = True
+        cell = _execution_count()
+        if cell is not None:
+            self.claims[claim_id]["cell"] = cell
+        mark = ("SANITY " if sanity else "") + ("HOLDS" if holds else "DOES NOT HOLD")
         print(f"[{mark}] {claim_id}: {statement}" + (f"  | evidence: {self.claims[claim_id]['evidence']}"
                                                      if evidence is not None else ""))
         return holds

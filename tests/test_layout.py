@@ -1,0 +1,136 @@
+"""The rooms of utils/ and the direction of imports between them, read from the source with ast.
+
+    handwritten   the code under study: imports no other room
+    harness       run-and-report infrastructure: imports no other room
+    workbench     builds experiments: may import handwritten and harness
+    experiments   per-notebook helpers: may import every room
+Modules at the top of utils/ are commands only (`python -m utils.run`); nothing imports them.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+UTILS = Path(__file__).resolve().parents[1] / "utils"
+ROOMS = ("handwritten", "workbench", "experiments", "harness")
+ALLOWED = {"handwritten": set(), "harness": set(), "workbench": {"handwritten", "harness"},
+           "experiments": {"handwritten", "harness", "workbench"}}
+
+
+def utils_imports(source: str) -> set[str]:
+    """Every `utils.<...>` module a source imports (absolute imports only: the package uses no relative ones)."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names if alias.name.split(".")[0] == "utils"}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                raise AssertionError("relative import: use utils.<room>.<module>")
+            if node.module and node.module.split(".")[0] == "utils":
+                names.add(node.module)
+                names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def room_violations(modules: dict[str, str]) -> list[str]:
+    """`modules`: module name (utils.room.name) -> source. What breaks the rules above."""
+    problems = []
+    for module, source in modules.items():
+        parts = module.split(".")
+        room = parts[1] if len(parts) > 2 else None
+        for target in utils_imports(source):
+            target_parts = target.split(".")
+            if len(target_parts) < 2 or target_parts[1] not in ROOMS:
+                if len(target_parts) >= 2 and f"utils.{target_parts[1]}" in modules:
+                    problems.append(f"{module} imports the command module {target}")
+                continue
+            if room is not None and target_parts[1] != room and target_parts[1] not in ALLOWED[room]:
+                problems.append(f"{module} ({room}) imports {target} ({target_parts[1]})")
+    return problems
+
+
+def module_cycles(modules: dict[str, str]) -> list[list[str]]:
+    graph = {m: {t for t in utils_imports(s) if t in modules and t != m} for m, s in modules.items()}
+    cycles, state = [], {}
+
+    def visit(node, stack):
+        state[node] = "open"
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == "open":
+                cycles.append(stack[stack.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    return cycles
+
+
+def package_modules() -> dict[str, str]:
+    modules = {}
+    for path in UTILS.rglob("*.py"):
+        parts = path.relative_to(UTILS.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path.read_text(encoding="utf-8")
+    return modules
+
+
+def test_utils_has_exactly_the_rooms_one_level_deep():
+    folders = sorted(p.name for p in UTILS.iterdir() if p.is_dir() and p.name != "__pycache__")
+    assert folders == sorted(ROOMS)
+    for room in ROOMS:
+        nested = [p for p in (UTILS / room).rglob("*.py") if p.parent != UTILS / room]
+        assert not nested, f"deeper nesting in {room}: {nested}"
+
+
+def test_imports_follow_the_room_rules_and_make_no_cycle():
+    modules = package_modules()
+    assert room_violations(modules) == []
+    assert module_cycles(modules) == []
+
+
+def test_top_level_modules_only_start_commands():
+    for path in UTILS.glob("*.py"):
+        if path.name == "__init__.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        assert utils_imports(path.read_text(encoding="utf-8")) == set(), path
+        assert "run_module" in path.read_text(encoding="utf-8"), f"{path.name} is not a command launcher"
+        assert not [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)], path
+
+
+@pytest.mark.parametrize("module, source, expected", [
+    ("utils.handwritten.decoding", "from utils.workbench.models import build_model", "imports utils.workbench"),
+    ("utils.harness.run", "import utils.experiments.findings", "imports utils.experiments"),
+    ("utils.harness.render", "from utils.experiments import findings", "imports utils.experiments"),
+    ("utils.workbench.data", "from utils.run import main", "command module utils.run"),
+])
+def test_a_planted_bad_import_is_caught(module, source, expected):
+    modules = package_modules()
+    modules[module] = source
+    assert any(expected in problem for problem in room_violations(modules))
+
+
+def test_a_planted_cycle_is_caught():
+    modules = {"utils.workbench.a": "from utils.workbench.b import x", "utils.workbench.b": "import utils.workbench.a"}
+    assert module_cycles(modules) == [["utils.workbench.a", "utils.workbench.b", "utils.workbench.a"]]
+
+
+def test_the_code_under_study_has_a_small_public_surface():
+    for path in sorted((UTILS / "handwritten").glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        declared = [n for n in tree.body if isinstance(n, ast.Assign)
+                    and any(isinstance(t, ast.Name) and t.id == "__all__" for t in n.targets)]
+        assert declared, f"{path.name} has no __all__"
+        public = set(ast.literal_eval(declared[0].value))
+        defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+        defined |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets
+                    if isinstance(t, ast.Name) and t.id != "__all__"}
+        assert public <= defined, f"{path.name}: __all__ names what it does not define: {public - defined}"
+        undeclared = {name for name in defined - public if not name.startswith("_")}
+        assert not undeclared, f"{path.name}: public names outside __all__ (prefix them with _): {sorted(undeclared)}"
