@@ -1,0 +1,49 @@
+"""utils/harness/provenance.py: a sentence shows only what its claims establish, and the reviewer's checks bite."""
+
+from utils.harness.provenance import Claim, Metric, Sentence, provenance_problems, render
+
+RESULTS = {
+    "04_tinfer_training": {
+        "claims": {"no_mask_model_leaks": {"holds": True, "statement": "leaks", "cell": 12},
+                   "causal_learns": {"holds": False, "statement": "learns"},
+                   "definition": {"holds": True, "statement": "1 == 1", "sanity": True}},
+        "metrics": {"causal_exact_match": 0.934, "causal_exact_match_ci": [0.9, 0.96]},
+    },
+}
+LEAKS = Claim("04_tinfer_training", "no_mask_model_leaks", "the audit perturbs inputs after t")
+
+
+def sentence(claims=(LEAKS,), template="Exact match {em}.", metrics=None):
+    metrics = {"em": Metric("04_tinfer_training", "causal_exact_match", interval="causal_exact_match_ci")} \
+        if metrics is None else metrics
+    return Sentence("answer.x", "answer", template, claims=claims, metrics=metrics)
+
+
+def test_an_established_sentence_quotes_the_metric_with_its_interval():
+    record = render(sentence(), RESULTS)
+    assert record["established"] and record["text"] == "Exact match 0.93 (95% interval 0.90–0.96)."
+    assert record["claims"][0]["cell"] == 12 and record["metrics"][0]["interval"] == [0.9, 0.96]
+
+
+def test_failing_missing_or_sanity_claims_make_it_not_established():
+    for claim_id, status in (("causal_learns", "does not hold"), ("absent", "missing"),
+                             ("definition", "sanity check only")):
+        record = render(sentence(claims=(LEAKS, Claim("04_tinfer_training", claim_id, "r"))), RESULTS)
+        assert not record["established"]
+        assert record["text"].startswith("not established: “Exact match") and f"04:{claim_id} {status}" in \
+            record["text"]
+    missing_metric = render(sentence(metrics={"em": Metric("04_tinfer_training", "nope")}), RESULTS)
+    assert not missing_metric["established"] and "metric 04:nope missing" in missing_metric["text"]
+
+
+def test_provenance_check_rejects_a_planted_sentence_without_a_claim():
+    assert provenance_problems([sentence()]) == []
+    assert provenance_problems([sentence(claims=())]) == ["answer.x: no claim tests it"]
+
+
+def test_provenance_check_rejects_typed_numbers_reasonless_claims_and_stray_placeholders():
+    assert "numbers typed" in provenance_problems([sentence(template="Exact match {em}, not 93%.")])[0]
+    assert provenance_problems([sentence(template="labels `-100` and {em}")]) == []  # code spans may hold numbers
+    assert "has no reason" in provenance_problems([sentence(claims=(Claim("04_tinfer_training", "x", " "),))])[0]
+    assert "placeholders" in provenance_problems([sentence(template="no number here")])[0]
+    assert "duplicate id" in provenance_problems([sentence(), sentence()])[0]
