@@ -10,19 +10,21 @@ CLAIMS = [
     "one_pass_loss_equals_sum_of_step_losses",
     "noncausal_one_pass_differs_from_steps",
     "label_smoothing_implementations_agree",
-    "annotated_smoothing_differs_by_definition",
     "label_smoother_divides_by_num_items_in_batch",
-    "token_weighted_accumulation_equals_full_batch",
     "mean_of_micro_means_differs_from_token_mean",
     "trainer_ga1_matches_full_batch",
     "trainer_compute_loss_func_matches_full_batch",
     "trainer_label_smoothing_accumulation_matches_full_batch",
 ]
+# checks of our own definitions (an arithmetic identity, two targets built here): shown, never backing a finding
+SANITY = ["annotated_smoothing_differs_by_definition", "token_weighted_accumulation_equals_full_batch"]
 
 
 def test_03_loss_masking_smoke(smoke_results, assert_claims_hold):
     results = smoke_results("03_loss_masking")
-    assert_claims_hold(results, CLAIMS)
+    assert_claims_hold(results, CLAIMS + SANITY)
+    assert all(results["claims"][c].get("sanity") for c in SANITY)
+    assert not any(results["claims"][c].get("sanity") for c in CLAIMS)
     # every recorded claim is reported, including the measured Trainer finding
     assert "trainer_ga_update_differs_from_full_batch" in results["claims"]
     metrics = results["metrics"]
