@@ -1,12 +1,12 @@
-"""utils/experiments/tinfer_training.py: step loop, greedy evaluation, exposure-bias accuracies, attention to t + 1, checkpoints."""
+"""utils/experiments/tinfer_training.py: step loop, greedy evaluation, token accuracies, checkpoints."""
 
 import pytest
 import torch
 from transformers import MarianConfig, MarianMTModel, T5Config, T5ForConditionalGeneration
 
 from utils.experiments.tinfer_training import (
-    PRACTICES,
     VARIANTS,
+    VERDICT,
     build_variant,
     check_variant,
     decoder_positions_ratio,
@@ -27,10 +27,11 @@ from utils.experiments.tinfer_training import (
     teacher_forced_accuracy,
     train_variant,
     training_flops,
-    verdict_rows,
+    verdict_records,
 )
 from utils.handwritten.teacher_forcing import decoder_attention_mask_from_labels
 from utils.handwritten.tinfer import TinferConfig, TinferModel
+from utils.harness.provenance import provenance_problems
 from utils.workbench.batching import pad_features
 from utils.workbench.tokenizers import load_tokenizer
 
@@ -237,18 +238,20 @@ def test_load_checkpoint_missing_raises(tmp_path):
         load_checkpoint("gpt", tmp_path)
 
 
-def test_verdict_rows_show_a_verdict_only_when_its_claims_hold():
-    claims = {claim: {"holds": True} for practice in PRACTICES for claim in practice.claims}
-    metrics = {"causal_greedy_exact_match": 0.93, "step_loop_slowdown": 3.7}
-    rows = verdict_rows(claims, metrics)
-    assert [row["verdict"] for row in rows] == [p.verdict_if_claims_hold for p in PRACTICES]
-    assert "(b) 93%" in rows[0]["measured here"] and "n/a" in rows[0]["measured here"]  # missing metric shown
-    assert "3.70x" in rows[2]["measured here"]
+def test_verdict_sentences_are_generated_from_their_claims():
+    assert provenance_problems(list(VERDICT)) == []
+    claims = {c.id: {"holds": True, "statement": c.id} for sentence in VERDICT for c in sentence.claims}
+    metrics = {m.id: 0.5 for sentence in VERDICT for m in sentence.metrics.values()}
+    metrics |= {m.interval: [0.4, 0.6] for sentence in VERDICT for m in sentence.metrics.values() if m.interval}
+    records = verdict_records({"claims": claims, "metrics": metrics})
+    assert all(record["established"] for record in records)
+    assert "0.50 (95% interval 0.40–0.60)" in next(r for r in records if r["id"] == "nb04.greedy")["text"]
     claims["no_mask_model_leaks"]["holds"] = False
     del claims["step_loop_gradients_equal_one_pass"]
-    rows = verdict_rows(claims, metrics)
-    assert rows[1]["verdict"] == "not established: no_mask_model_leaks does not hold"
-    assert rows[3]["verdict"] == "not established: step_loop_gradients_equal_one_pass missing"
+    records = {r["id"]: r for r in verdict_records({"claims": claims, "metrics": metrics})}
+    assert records["nb04.mask"]["text"].startswith("not established") and \
+        "04:no_mask_model_leaks does not hold" in records["nb04.mask"]["text"]
+    assert "04:step_loop_gradients_equal_one_pass missing" in records["nb04.loss"]["text"]
 
 
 def test_find_sweep_results_and_run_row(tmp_path):

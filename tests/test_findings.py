@@ -1,60 +1,103 @@
-"""The verdict table shows a cell only when its claims hold, and says which claim is missing or failing."""
+"""The findings: every sentence is generated from the claims that test it, and says so when they fail."""
 
 import copy
 
 from utils.experiments.findings import (
+    QUESTIONS,
     ROWS,
-    answers,
+    all_sentences,
     failing_claims,
-    missing_required,
-    required_refs,
+    findings_markdown,
+    missing_claims,
+    sanity_claims,
+    sentence_records,
     verdict_table,
 )
+from utils.harness.provenance import Sentence, provenance_problems
 
 
 def complete_results() -> dict:
-    """Synthetic results in which every required claim holds and every quoted metric is present."""
+    """Synthetic results in which every cited claim holds and every quoted metric is present."""
     results = {}
-    for ref in required_refs():
-        entry = results.setdefault(ref.notebook, {"claims": {}, "metrics": {}})
-        if ref.kind == "claim":
-            entry["claims"][ref.name] = {"holds": True, "statement": "s", "evidence": None}
-        else:
-            entry["metrics"][ref.name] = 0.5
-    results["04_tinfer_training"]["metrics"].update(t5_greedy_exact_match=0.9, marian_greedy_exact_match=0.8)
+    for sentence in all_sentences():
+        for claim in sentence.claims:
+            entry = results.setdefault(claim.notebook, {"claims": {}, "metrics": {}, "parameters": {}})
+            entry["claims"][claim.id] = {"holds": True, "statement": "s", "evidence": None}
+        for quoted in sentence.metrics.values():
+            entry = results.setdefault(quoted.notebook, {"claims": {}, "metrics": {}, "parameters": {}})
+            value = [0.25, 0.75] if "{0[" in quoted.format else 7 if "d}" in quoted.format else 0.5
+            entry[quoted.section][quoted.id] = value
+            if quoted.interval:
+                entry["metrics"][quoted.interval] = [0.25, 0.75]
     return results
 
 
-def test_complete_results_give_every_verdict():
+def records_by_id(results) -> dict:
+    return {record["id"]: record for record in sentence_records(results)}
+
+
+def test_every_sentence_names_its_claims_and_types_no_number():
+    assert provenance_problems(all_sentences()) == []
+
+
+def test_the_provenance_check_fails_on_a_planted_sentence_without_a_claim():
+    planted = Sentence("answer.planted", "answer", "HF's T5 decodes with beams by default.")
+    assert provenance_problems([*all_sentences(), planted]) == ["answer.planted: no claim tests it"]
+
+
+def test_complete_results_establish_every_sentence():
     results = complete_results()
-    table = verdict_table(results)
-    assert [row["topic"] for row in table] == [row.topic for row in ROWS]
-    assert all("no verdict" not in row[column] for row in table for column in ("HF T5", "HF Marian", "verdict"))
+    records = sentence_records(results)
+    assert all(record["established"] for record in records), [r["text"] for r in records if not r["established"]]
+    table = verdict_table(records)
+    assert [row["topic"] for row in table] == [row.verdict.title for row in ROWS]
     assert table[1]["verdict"].startswith("DIFFERS")
-    assert missing_required(results) == [] and failing_claims(results) == []
-    assert "50%" in answers(results)["Is this what T5 does?"]
+    assert missing_claims(results) == [] and failing_claims(results) == []
+    assert {record["title"] for record in records if record["section"] == "answer"} == set(QUESTIONS)
+    assert "0.50 (95% interval 0.25–0.75)" in records_by_id(results)["answer.t5.outcome"]["text"]
 
 
-def test_failing_claim_replaces_the_verdict_and_is_listed():
+def test_a_failing_claim_turns_its_sentences_into_not_established():
     results = complete_results()
     results["02_causal_mask"]["claims"]["audit_flags_no_mask_model"]["holds"] = False
-    row = verdict_table(results)[1]
-    assert row["verdict"] == "(no verdict: does not hold 02:audit_flags_no_mask_model)"
-    assert "02:audit_flags_no_mask_model ✗" in row["evidence"]
+    records = records_by_id(results)
+    assert records["verdict.mask"]["text"].startswith("not established: “DIFFERS")
+    assert "02:audit_flags_no_mask_model does not hold" in records["verdict.mask"]["text"]
+    row = next(r for r in verdict_table(list(records.values())) if r["topic"] == "Decoder self-attention mask")
+    assert "02:audit_flags_no_mask_model ✗" in row["claims"]
     assert failing_claims(results) == ["02_causal_mask:audit_flags_no_mask_model"]
-    assert "not established" in answers(results)["Is this what T5 does?"]
+    assert records["answer.t5.same"]["established"]  # sentences that do not cite it are unaffected
 
 
-def test_missing_notebook_is_named_in_cells_and_required_list():
+def test_a_sanity_check_backs_no_sentence():
+    results = complete_results()
+    results["01_shift_right"]["claims"]["t5_shift_matches_handwritten"]["sanity"] = True
+    row = records_by_id(results)["verdict.input"]
+    assert row["cells"]["hf_t5"].startswith("not established") and "sanity check only" in row["cells"]["hf_t5"]
+    assert not row["established"]  # the verdict cites the same claim
+    assert sanity_claims(results) == ["01_shift_right:t5_shift_matches_handwritten"]
+
+
+def test_a_missing_notebook_is_named():
     results = copy.deepcopy(complete_results())
     del results["03_loss_masking"]
-    row = verdict_table(results)[3]
-    assert row["HF T5"].startswith("(no verdict: missing 03:")
-    assert any(label.startswith("03:") for label in missing_required(results))
+    assert any(label.startswith("03_loss_masking:") for label in missing_claims(results))
+    assert "03:hf_loss_is_token_mean missing" in records_by_id(results)["verdict.loss"]["cells"]["hf_t5"]
 
 
 def test_user_model_audit_claims_are_not_failures():
     results = complete_results()
-    results["09_audit_your_model"] = {"claims": {"audited_model_has_no_future_leakage": {"holds": False}},
-                                      "metrics": {}}
+    results["09_audit_your_model"]["claims"]["audited_model_has_no_future_leakage"] = {"holds": False,
+                                                                                      "statement": "s"}
     assert failing_claims(results) == []
+
+
+def test_findings_markdown_prints_the_same_sentences_and_the_mapping():
+    results = complete_results()
+    records = sentence_records(results)
+    markdown = findings_markdown(records, results, ["04_tinfer_training/training_loss.png"],
+                                 {"claims": 3, "sanity": [], "failing": [], "missing": [], "audited": {}})
+    for record in records:
+        assert record["text"].replace("|", " / ") in markdown
+    assert "## Where each sentence comes from" in markdown and "answer.hf.generate" in markdown
+    assert "![04_tinfer_training/training_loss.png](figures/04_tinfer_training/training_loss.png)" in markdown

@@ -25,6 +25,15 @@ def test_an_established_sentence_quotes_the_metric_with_its_interval():
     assert record["claims"][0]["cell"] == 12 and record["metrics"][0]["interval"] == [0.9, 0.96]
 
 
+def test_parameters_and_ranges_are_quoted_from_the_results():
+    results = {"04_tinfer_training": {**RESULTS["04_tinfer_training"], "parameters": {"n_train": 4000}}}
+    results["04_tinfer_training"]["metrics"] = {**results["04_tinfer_training"]["metrics"], "range": [0.88, 0.93]}
+    record = render(sentence(template="{n} pairs, exact match {r}.", metrics={
+        "n": Metric("04_tinfer_training", "n_train", "{:d}", section="parameters"),
+        "r": Metric("04_tinfer_training", "range", "{0[0]:.2f}–{0[1]:.2f}")}), results)
+    assert record["text"] == "4000 pairs, exact match 0.88–0.93."
+
+
 def test_failing_missing_or_sanity_claims_make_it_not_established():
     for claim_id, status in (("causal_learns", "does not hold"), ("absent", "missing"),
                              ("definition", "sanity check only")):
@@ -44,6 +53,9 @@ def test_provenance_check_rejects_a_planted_sentence_without_a_claim():
 def test_provenance_check_rejects_typed_numbers_reasonless_claims_and_stray_placeholders():
     assert "numbers typed" in provenance_problems([sentence(template="Exact match {em}, not 93%.")])[0]
     assert provenance_problems([sentence(template="labels `-100` and {em}")]) == []  # code spans may hold numbers
+    assert provenance_problems([sentence(template="{em}, beam search [Vaswani et al. §6.1: beam 4]")]) == []
+    assert provenance_problems([sentence(template="T5 in fp32 with a 4-D mask: {em}")]) == []  # names, not numbers
+    assert "numbers typed" in provenance_problems([sentence(template="{em} at 0.5 or 20 tokens")])[0]
     assert "has no reason" in provenance_problems([sentence(claims=(Claim("04_tinfer_training", "x", " "),))])[0]
     assert "placeholders" in provenance_problems([sentence(template="no number here")])[0]
     assert "duplicate id" in provenance_problems([sentence(), sentence()])[0]

@@ -1,273 +1,428 @@
-"""The verdict table: the researcher's practice vs the papers vs HF, each cell backed by recorded claims.
+"""The findings (notebook 00, FINDINGS.md, the deck): every sentence generated from the claims that test it.
 
-A row names the claims (and metrics) that back each HF cell and the verdict. A cell shows its text only
-when every claim it needs is present and holds; otherwise it says which claim is missing or does not
-hold. Paper cells are citations, not measurements, and carry their section numbers.
+Each sentence is a `utils.harness.provenance.Sentence`: a template, the claims that test what it says (with a
+one-line reason each: the reviewed mapping), the metrics it quotes and the paper sections it cites. Rendering
+against the notebooks' results gives the sentence, or "not established: ..." naming the missing or failing claim.
+The verdict table's HF cells and verdicts are sentences too; its paper cells are citations.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from utils.harness.provenance import Claim, Metric, Sentence, render, render_all
+
+__all__ = ["ANSWERS", "AUDIT", "PITFALLS", "QUESTIONS", "ROWS", "SCOPE", "USER_MODEL_CLAIM_PREFIX", "Row",
+           "all_sentences", "failing_claims", "missing_claims", "sanity_claims", "sentence_records",
+           "verdict_table"]
+
 # Claims about the model a user audits in notebook 09 describe THAT model (the default audits a leaky
-# example on purpose); they are reported but not counted as failures of the collection.
+# example on purpose); they are reported apart, not counted as failures of the collection.
 USER_MODEL_CLAIM_PREFIX = "audited_model_"
 
+NB01, NB02, NB03, NB04, NB04B, NB05, NB08, NB09 = (
+    "01_shift_right", "02_causal_mask", "03_loss_masking", "04_tinfer_training", "04b_tinfer_sweep", "05_decoding",
+    "08_architectures", "09_audit_your_model")
 
-@dataclass(frozen=True)
-class Ref:
-    """One recorded claim (or metric) of one notebook."""
-
-    notebook: str
-    name: str
-    kind: str = "claim"  # "claim" or "metric"
-
-    @property
-    def label(self) -> str:
-        return f"{self.notebook.split('_')[0]}:{self.name}"
+QUESTIONS = ("Is this what T5 does?", "Is this what the original Transformer does?",
+             "Is this what T5 and the original Transformer do in Hugging Face?")
 
 
-@dataclass(frozen=True)
-class Cell:
-    text: str
-    refs: tuple[Ref, ...] = ()
+def claim(notebook: str, claim_id: str, reason: str) -> Claim:
+    return Claim(notebook, claim_id, reason)
+
+
+def metric(notebook: str, name: str, spec: str = "{:.2f}", interval: str | None = None,
+           section: str = "metrics") -> Metric:
+    return Metric(notebook, name, spec, interval, section)
+
+
+EXACT = {variant: metric(NB04, f"{variant}_greedy_exact_match", interval=f"{variant}_greedy_exact_match_interval")
+         for variant in ("no_mask", "causal", "t5", "marian")}
+SWEEP_RANGE = {variant: metric(NB04B, f"n4000_{variant}_greedy_exact_match_range", "{0[0]:.2f}–{0[1]:.2f}")
+               for variant in ("no_mask", "causal", "t5", "marian")}
+
+# ---------------------------------------------------------------------------------------------- claims, reused
+
+T5_SHIFT = (claim(NB01, "t5_shift_matches_handwritten", "HF's `_shift_right` run on the same labels"),
+            claim(NB01, "t5_forward_with_labels_uses_shift_right", "the decoder inputs T5 builds from labels only"))
+MARIAN_SHIFT = (claim(NB01, "marian_shift_matches_handwritten", "HF's `shift_tokens_right` run on the same labels"),
+                claim(NB01, "marian_forward_with_labels_uses_shift_right",
+                      "the decoder inputs Marian builds from labels only"))
+HF_CAUSAL = (claim(NB02, "hf_causal_mask_matches_handwritten_t5", "the mask T5's decoder applies, captured"),
+             claim(NB02, "hf_causal_mask_matches_handwritten_marian", "the mask Marian's decoder applies, captured"),
+             claim(NB02, "audit_passes_hf_models", "the black-box audit finds no future leak in HF's decoders"))
+NONE_MASK = (claim(NB02, "none_mask_does_not_ignore_pads", "the mask applied with decoder_attention_mask=None"),
+             claim(NB02, "none_and_padding_mask_agree_on_real_positions",
+                   "logits with and without a padding mask, compared at real positions"))
+LEAK = (claim(NB04, "no_mask_model_leaks", "the audit perturbs decoder inputs after t on the trained model"),
+        claim(NB02, "audit_flags_no_mask_model", "the same audit on an untrained no-mask decoder"))
+LOSS = (claim(NB03, "hf_loss_equals_handwritten_t5", "HF's loss against a hand-written token mean, T5"),
+        claim(NB03, "hf_loss_equals_handwritten_marian", "the same for Marian"),
+        claim(NB03, "hf_loss_is_token_mean", "token mean and sequence mean told apart on unequal lengths"))
+NO_STEP_MASKING = (claim(NB03, "one_pass_loss_equals_sum_of_step_losses", "one causal pass vs the step losses"),
+                   claim(NB03, "pad_counts_unless_minus_100", "the loss with pad ids left in the labels"))
+GREEDY = (claim(NB05, "greedy_matches_generate_t5", "hand-written greedy vs generate(num_beams=1), T5"),
+          claim(NB05, "greedy_matches_generate_marian", "the same for Marian"))
+DEFAULTS = (claim(NB05, "bare_generate_is_greedy_with_20_new_tokens", "generate() called with no arguments"),
+            claim(NB05, "marian_checkpoint_config_turns_on_beam_search",
+                  "generate() on a model whose config carries opus-mt's generation settings"))
+ONE_PASS = (claim(NB02, "one_pass_equals_loop_t5", "logits of one pass vs the loop over prefixes, T5"),
+            claim(NB02, "one_pass_equals_loop_marian", "the same for Marian"),
+            claim(NB04, "step_loop_gradients_equal_one_pass", "gradients of the trained causal model, compared"))
+DECISIVE = (claim(NB04, "no_mask_model_leaks", "the trained no-mask decoder reads later inputs"),
+            claim(NB04, "causal_ranks_above_no_mask", "paired bootstrap of the exact-match difference"),
+            claim(NB04, "no_mask_fails_at_greedy", "greedy decoding of every trained variant, scored"))
 
 
 @dataclass(frozen=True)
 class Row:
+    """A verdict-table row: the researcher's practice, two paper citations, two measured HF cells, a verdict."""
+
     topic: str
     tinfer: str
-    vaswani: str
-    t5_paper: str
-    hf_t5: Cell
-    hf_marian: Cell
-    verdict: Cell
-    numbers: tuple[Ref, ...] = field(default_factory=tuple)  # metrics quoted in the evidence column
+    vaswani: str  # citation
+    t5_paper: str  # citation
+    hf_t5: Sentence
+    hf_marian: Sentence
+    verdict: Sentence
 
 
-def claims(notebook: str, *names: str) -> tuple[Ref, ...]:
-    return tuple(Ref(notebook, name) for name in names)
+def _cell(row_id: str, column: str, template: str, claims: tuple[Claim, ...], **metrics: Metric) -> Sentence:
+    return Sentence(f"verdict.{row_id}.{column}", "verdict_cell", template, claims=claims, metrics=metrics)
 
-
-def metrics(notebook: str, *names: str) -> tuple[Ref, ...]:
-    return tuple(Ref(notebook, name, "metric") for name in names)
-
-
-NB01, NB02, NB03, NB04, NB05, NB08 = ("01_shift_right", "02_causal_mask", "03_loss_masking", "04_tinfer_training",
-                                      "05_decoding", "08_architectures")
 
 ROWS = (
     Row(
-        topic="Decoder input at training",
-        tinfer="the whole target shifted right by one, fed in one pass",
-        vaswani="output embeddings offset by one position (§3.1)",
-        t5_paper="teacher forcing with a maximum-likelihood objective (§2.4)",
-        hf_t5=Cell("`_shift_right(labels)`; start token = pad (0)",
-                   claims(NB01, "t5_shift_matches_handwritten", "t5_start_token_is_pad",
-                          "t5_forward_with_labels_uses_shift_right")),
-        hf_marian=Cell("`shift_tokens_right(labels)`; start token = pad (last id)",
-                       claims(NB01, "marian_shift_matches_handwritten", "marian_start_token_is_pad",
-                              "marian_forward_with_labels_uses_shift_right")),
-        verdict=Cell("SAME: the researcher's decoder input is HF's `decoder_input_ids`",
-                     claims(NB01, "researcher_shift_equals_hf_decoder_input_ids",
-                            "collator_builds_decoder_inputs_by_shift")),
-    ),
+        "Decoder input at training", "the whole target shifted right by one, fed in one pass",
+        "[§3.1: output embeddings offset by one position]", "[§2.4: teacher forcing, maximum likelihood]",
+        _cell("input", "hf_t5", "`_shift_right(labels)`, start token = pad", T5_SHIFT),
+        _cell("input", "hf_marian", "`shift_tokens_right(labels)`, start token = pad", MARIAN_SHIFT),
+        Sentence("verdict.input", "verdict", "SAME: the researcher's decoder input is what HF's models and "
+                 "`DataCollatorForSeq2Seq` build from the labels.",
+                 claims=T5_SHIFT + MARIAN_SHIFT + (
+                     claim(NB01, "collator_builds_decoder_inputs_by_shift", "the collator's output, compared"),),
+                 citations=("Vaswani et al. 2017, §3.1", "Raffel et al. 2020, §2.4"),
+                 title="Decoder input at training", notes="Notebook 01 shows HF's shift functions beside ours.")),
     Row(
-        topic="Decoder self-attention mask",
-        tinfer="padding only: no causal mask",
-        vaswani="causal: illegal connections set to −∞ before the softmax (§3.1, §3.2.3)",
-        t5_paper="causal mask in the decoder (§3.2.1, Fig. 3)",
-        hf_t5=Cell("causal AND padding, built by `masking_utils`",
-                   claims(NB02, "hf_causal_mask_matches_handwritten_t5", "audit_passes_hf_models")),
-        hf_marian=Cell("causal AND padding, built by `masking_utils`",
-                       claims(NB02, "hf_causal_mask_matches_handwritten_marian", "audit_passes_hf_models")),
-        verdict=Cell("DIFFERS: without the causal mask, position t sees the tokens after t",
-                     claims(NB02, "audit_flags_no_mask_model", "one_pass_differs_from_loop_without_mask")
-                     + claims(NB04, "no_mask_model_leaks", "causal_model_does_not_leak")),
-    ),
+        "Decoder self-attention mask", "padding only: no causal mask",
+        "[§3.2.3: causal, illegal connections set to −∞]", "[§3.2.1: causal mask in the decoder]",
+        _cell("mask", "hf_t5", "causal, built inside the decoder; with `decoder_attention_mask=None` no padding mask "
+              "(pad keys stay visible, harmless with right padding)", HF_CAUSAL[:1] + NONE_MASK),
+        _cell("mask", "hf_marian", "causal, built inside the decoder; no padding mask unless one is passed",
+              HF_CAUSAL[1:2] + NONE_MASK[:1]),
+        Sentence("verdict.mask", "verdict", "DIFFERS, and it decides the outcome: without the causal mask position t "
+                 "reads the tokens after t (largest audit sensitivity {sensitivity} on the trained model).",
+                 claims=LEAK + (claim(NB02, "one_pass_differs_from_loop_without_mask",
+                                      "one pass vs the loop on an untrained no-mask decoder"),),
+                 metrics={"sensitivity": metric(NB04, "no_mask_max_future_sensitivity", "{:.3g}")},
+                 citations=("Vaswani et al. 2017, §3.2.3", "Raffel et al. 2020, §3.2.1"),
+                 figure="figures/02_causal_mask/sensitivity_leaky_vs_causal.png", title="Decoder self-attention mask",
+                 notes="The audit replaces decoder input s and records how far logits at t move; above the diagonal "
+                       "is the future.")),
     Row(
-        topic="Training: one parallel pass vs a loop",
-        tinfer="one pass, no loop over the length",
-        vaswani="one parallel pass over the shifted target (§3.1, §4)",
-        t5_paper="one pass, teacher forcing (§2.4)",
-        hf_t5=Cell("one pass ≡ step-by-step loop ≡ KV-cache decoding",
-                   claims(NB02, "one_pass_equals_loop_t5", "kv_cache_equals_one_pass_t5")),
-        hf_marian=Cell("one pass ≡ step-by-step loop ≡ KV-cache decoding",
-                       claims(NB02, "one_pass_equals_loop_marian", "kv_cache_equals_one_pass_marian")),
-        verdict=Cell("SAME, but valid only WITH the causal mask: then one pass gives the loop's gradients",
-                     claims(NB02, "one_pass_equals_loop_handwritten_causal")
-                     + claims(NB04, "step_loop_gradients_equal_one_pass")),
-        numbers=metrics(NB04, "step_loop_slowdown"),
-    ),
+        "Training: one parallel pass vs a loop", "one pass, no loop over the length",
+        "[§3.1, §4: one parallel pass over the shifted target]", "[§2.4: one pass, teacher forcing]",
+        _cell("loop", "hf_t5", "one pass = step-by-step loop = KV-cache decoding (logits)",
+              (ONE_PASS[0], claim(NB02, "kv_cache_equals_one_pass_t5", "cached incremental decoding vs one pass"))),
+        _cell("loop", "hf_marian", "one pass = step-by-step loop = KV-cache decoding (logits)",
+              (ONE_PASS[1], claim(NB02, "kv_cache_equals_one_pass_marian", "the same for Marian"))),
+        Sentence("verdict.loop", "verdict", "SAME, but valid only with the causal mask: then one pass gives the "
+                 "loop's gradients (largest difference {grad}, measured in fp32 on CPU) at {flops} times fewer FLOPs.",
+                 claims=(ONE_PASS[2], claim(NB04, "no_mask_one_pass_differs_from_step_loop",
+                                            "the same comparison without the mask"),
+                         claim(NB02, "one_pass_equals_loop_handwritten_causal", "logits of the causal replica")),
+                 metrics={"grad": metric(NB04, "causal_step_loop_max_grad_diff", "{:.1e}"),
+                          "flops": metric(NB04, "step_loop_slowdown", "{:.1f}")},
+                 citations=("Vaswani et al. 2017, §3.1",), figure="figures/04_tinfer_training/step_loop_cost.png",
+                 title="One pass vs a loop over the length",
+                 notes="The FLOP ratio is counted with torch's FlopCounterMode; wall time is in the timings.")),
     Row(
-        topic="Loss and its masking",
-        tinfer="no per-step loss masking",
-        vaswani="cross-entropy with label smoothing ε = 0.1 (§5.4)",
-        t5_paper="cross-entropy, maximum likelihood with teacher forcing (§2.4)",
-        hf_t5=Cell("token mean over labels ≠ −100 (padding only)",
-                   claims(NB03, "hf_loss_equals_handwritten_t5", "hf_loss_is_token_mean")),
-        hf_marian=Cell("token mean over labels ≠ −100 (padding only)",
-                       claims(NB03, "hf_loss_equals_handwritten_marian", "hf_loss_is_token_mean")),
-        verdict=Cell("SAME: no per-step masking is needed; only padding must be ignored (−100)",
-                     claims(NB03, "one_pass_loss_equals_sum_of_step_losses", "pad_counts_unless_minus_100",
-                            "label_smoothing_implementations_agree")),
-    ),
+        "Loss and its masking", "no per-step loss masking",
+        "[§5.4: cross-entropy with label smoothing]", "[§2.4: maximum likelihood with teacher forcing]",
+        _cell("loss", "hf_t5", "token mean over labels ≠ `-100`", (LOSS[0], LOSS[2])),
+        _cell("loss", "hf_marian", "token mean over labels ≠ `-100`", (LOSS[1], LOSS[2])),
+        Sentence("verdict.loss", "verdict", "SAME: no per-step masking is needed; the one-pass loss is the sum of "
+                 "the step losses, and only padding must be ignored (`-100`).", claims=NO_STEP_MASKING + LOSS[:2],
+                 citations=("Vaswani et al. 2017, §5.4", "Raffel et al. 2020, §2.4"),
+                 figure="figures/03_loss_masking/one_pass_vs_steps.png", title="Loss and its masking")),
     Row(
-        topic="Inference",
-        tinfer="greedy autoregressive loop until `<eos>`",
-        vaswani="beam search, beam 4, length penalty α = 0.6, max length input + 50 (§6.1)",
-        t5_paper="greedy decoding in the study (§3.1); beam 4, α = 0.6 for the final models (§3.7)",
-        hf_t5=Cell("`generate()` greedy unless `num_beams` > 1",
-                   claims(NB05, "greedy_matches_generate_t5", "cache_does_not_change_greedy_output")),
-        hf_marian=Cell("`generate()` greedy unless `num_beams` > 1",
-                       claims(NB05, "greedy_matches_generate_marian", "cache_does_not_change_greedy_output")),
-        verdict=Cell("SAME loop as HF greedy; the papers' translation results used beam search",
-                     claims(NB05, "beam_matches_generate")),
-        numbers=metrics(NB04, "no_mask_greedy_exact_match", "causal_greedy_exact_match"),
-    ),
+        "Inference", "greedy autoregressive loop until `<eos>`",
+        "[§6.1: beam search, beam 4, length penalty α = 0.6]", "[§3.1: greedy in the study; §3.7: beam 4]",
+        _cell("inference", "hf_t5", "greedy `generate(num_beams=1)` is the same loop; a bare `generate()` stops "
+              "at the default `max_length=20`", (GREEDY[0], DEFAULTS[0])),
+        _cell("inference", "hf_marian", "the same loop with `num_beams=1`; an opus-mt config decodes with beams",
+              (GREEDY[1], DEFAULTS[1])),
+        Sentence("verdict.inference", "verdict", "SAME loop as HF's greedy decoding, token for token, and it exposes "
+                 "the leak: greedy exact match {no_mask} without the mask against {causal} with it.",
+                 claims=GREEDY + DECISIVE[1:], metrics={"no_mask": EXACT["no_mask"], "causal": EXACT["causal"]},
+                 citations=("Vaswani et al. 2017, §6.1", "Raffel et al. 2020, §3.1, §3.7"),
+                 figure="figures/00_findings/greedy_exact_match.png", title="Inference: the greedy loop",
+                 notes="Same data, model size, budget and seed for every variant; intervals are paired bootstraps "
+                       "over the test sentences.")),
     Row(
-        topic="Architecture",
-        tinfer="(our replica) sinusoidal positions, post-LN, tied embeddings",
-        vaswani="sinusoidal positions (§3.5), post-LN (§3.1), embeddings × √d_model, tied (§3.4)",
-        t5_paper="relative position bias, pre-LN without bias or mean (§2.1)",
-        hf_t5=Cell("relative position buckets, pre-LN RMSNorm",
-                   claims(NB08, "t5_has_relative_position_bias", "t5_uses_rmsnorm_pre_ln")),
-        hf_marian=Cell("sinusoidal positions, embeddings × √d_model",
-                       claims(NB08, "marian_scales_embeddings")),
-        verdict=Cell("DETAILS DIFFER; none of them changes what teacher forcing needs (shift + causal mask)",
-                     claims(NB08, "t5_has_relative_position_bias", "marian_scales_embeddings")),
+        "Architecture", "(the replica) sinusoidal positions, post-LN, tied embeddings",
+        "[§3.5, §3.1, §3.4: sinusoids, post-LN, scaled tied embeddings]",
+        "[§2.1: relative position bias, pre-LN without bias]",
+        _cell("architecture", "hf_t5", "relative position buckets, pre-LN RMSNorm",
+              (claim(NB08, "t5_has_relative_position_bias", "position information read from the built model"),
+               claim(NB08, "t5_uses_rmsnorm_pre_ln", "norm placement measured with hooks"))),
+        _cell("architecture", "hf_marian", "sinusoidal positions; embedding scale as the config sets it",
+              (claim(NB08, "marian_uses_fixed_sinusoidal_positions", "position tables read from the built model"),
+               claim(NB08, "marian_scales_embeddings", "the embedding scale fitted on the built model"))),
+        Sentence("verdict.architecture", "verdict", "DETAILS DIFFER; none of them changes what teacher forcing needs "
+                 "(the shift and the causal mask).",
+                 claims=(claim(NB08, "t5_decoder_is_causal", "the decoder mask audit of a built T5"),
+                         claim(NB08, "marian_decoder_is_causal", "the same for Marian")),
+                 citations=("Vaswani et al. 2017, §3", "Raffel et al. 2020, §2.1"),
+                 figure="figures/08_architectures/sinusoid_vs_t5_buckets.png", title="Architecture")),
+)
+
+ANSWERS = {
+    QUESTIONS[0]: (
+        Sentence("answer.t5.outcome", "answer",
+                 "No, in the one respect that decides the outcome: T5's decoder is causal [Raffel et al. §3.2.1] and "
+                 "the researcher's is not; trained on the same data and budget, greedy exact match is {no_mask} "
+                 "without the mask against {causal} with it.",
+                 claims=DECISIVE + (claim(NB08, "t5_decoder_is_causal", "the decoder mask of a built T5"),),
+                 metrics={"no_mask": EXACT["no_mask"], "causal": EXACT["causal"]},
+                 citations=("Raffel et al. 2020, §3.2.1",)),
+        Sentence("answer.t5.same", "answer",
+                 "The rest is what T5 does: the whole right-shifted target in one teacher-forced pass "
+                 "[Raffel et al. §2.4], one token-mean loss with only padding ignored, and a greedy loop like the "
+                 "one HF's T5 runs.", claims=T5_SHIFT + NO_STEP_MASKING + GREEDY[:1],
+                 citations=("Raffel et al. 2020, §2.4",)),
+        Sentence("answer.t5.decoding", "answer",
+                 "T5's study decoded greedily [Raffel et al. §3.1] and its final models used beam search "
+                 "[Raffel et al. §3.7]; the collection's beam search matches HF's.",
+                 claims=(claim(NB05, "beam_matches_generate", "hand-written beam search vs generate()"),),
+                 citations=("Raffel et al. 2020, §3.1, §3.7",)),
     ),
+    QUESTIONS[1]: (
+        Sentence("answer.vaswani.outcome", "answer",
+                 "No, for the same reason: the paper masks the decoder self-attention so that position i depends "
+                 "only on positions before i [Vaswani et al. §3.2.3]; without it the model leaks the next label and "
+                 "fails at greedy decoding.", claims=DECISIVE, citations=("Vaswani et al. 2017, §3.2.3",)),
+        Sentence("answer.vaswani.same", "answer",
+                 "The decoder input (outputs offset by one position [Vaswani et al. §3.1]) and one parallel pass are "
+                 "the same, and with the mask one pass computes the loop's gradients.",
+                 claims=MARIAN_SHIFT + ONE_PASS[2:], citations=("Vaswani et al. 2017, §3.1",)),
+        Sentence("answer.vaswani.extras", "answer",
+                 "The paper also trained with label smoothing [Vaswani et al. §5.4: ε = 0.1] and decoded with beam "
+                 "search [Vaswani et al. §6.1: beam 4, α = 0.6]; HF's length penalty is not that α and can rank "
+                 "beams differently.",
+                 claims=(claim(NB05, "gnmt_and_hf_length_penalties_can_rank_differently",
+                               "both penalties applied to the same constructed hypotheses"),
+                         claim(NB03, "label_smoothing_implementations_agree",
+                               "HF's LabelSmoother against the hand-written smoothed loss")),
+                 citations=("Vaswani et al. 2017, §5.4, §6.1",)),
+    ),
+    QUESTIONS[2]: (
+        Sentence("answer.hf.outcome", "answer",
+                 "Yes for training, once you know the defaults: called with `labels` only, HF's T5 and Marian shift "
+                 "the labels right themselves and build the causal mask inside the decoder, so the researcher's "
+                 "one-pass recipe is HF's recipe plus the mask.", claims=T5_SHIFT + MARIAN_SHIFT + HF_CAUSAL),
+        Sentence("answer.hf.padding", "answer",
+                 "With `decoder_attention_mask=None` they add no padding mask: pad keys stay visible, which is "
+                 "harmless with right padding because real positions never look past themselves.", claims=NONE_MASK),
+        Sentence("answer.hf.loss", "answer",
+                 "The loss is a token mean over labels ≠ `-100`; pad ids left in the labels count.",
+                 claims=LOSS + NO_STEP_MASKING[1:]),
+        Sentence("answer.hf.generate", "answer",
+                 "The greedy loop until `<eos>` is what `generate(num_beams=1, max_new_tokens=...)` does, token for "
+                 "token; a bare `generate()` stops at the default `max_length=20`, and a checkpoint config such as "
+                 "opus-mt's turns on beam search.", claims=GREEDY + DEFAULTS),
+    ),
+}
+
+PITFALLS = (
+    Sentence("pitfall.4d_mask", "pitfall",
+             "A 4-D `decoder_attention_mask` is used as given: a padding-only 4-D mask silently removes causality, "
+             "and the leakage audit catches it.",
+             claims=(claim(NB02, "four_d_mask_used_as_is", "the mask the decoder applied, captured"),
+                     claim(NB02, "audit_catches_4d_padding_only_mask", "the audit run on that model call")),
+             title="4-D masks are used as given"),
+    Sentence("pitfall.pad_start", "pitfall",
+             "Masking every pad position hides T5's start token, which is the pad id, and changes the logits.",
+             claims=(claim(NB02, "naive_pad_mask_hides_t5_start_token", "the mask built from decoder_input_ids != pad"),
+                     claim(NB02, "naive_pad_mask_changes_t5_logits", "logits with and without that mask"),
+                     claim(NB02, "audit_catches_naive_pad_mask_t5", "the audit on that call")),
+             title="Masking the pad start token"),
+    Sentence("pitfall.grad_accum", "pitfall",
+             "`Seq2SeqTrainer` with `gradient_accumulation_steps=k` makes one update about k times the full-batch "
+             "update: measured ratio {ga2} at `k=2` and {ga4} at `k=4`; a token-count-aware `compute_loss_func` "
+             "fixes it.",
+             claims=(claim(NB03, "trainer_ga_update_differs_from_full_batch", "real Trainer steps, compared"),
+                     claim(NB03, "trainer_compute_loss_func_matches_full_batch", "the fix, run the same way")),
+             metrics={"ga2": metric(NB03, "trainer_update_ratio_ga2"), "ga4": metric(NB03, "trainer_update_ratio_ga4")},
+             figure="figures/03_loss_masking/trainer_update_ratio.png", title="Gradient accumulation scales ×k"),
+    Sentence("pitfall.length_penalty", "pitfall",
+             "HF's `length_penalty` divides a beam's score by `length ** alpha`, GNMT's by "
+             "`((5 + length) / 6) ** alpha`: the same α can rank the same beams differently.",
+             claims=(claim(NB05, "gnmt_and_hf_length_penalties_can_rank_differently",
+                           "both applied to constructed hypotheses"),),
+             figure="figures/05_decoding/length_penalty_forms.png", title="Length penalty is not GNMT's α"),
+    Sentence("pitfall.generate_defaults", "pitfall",
+             "A bare `generate()` stops at `max_length=20` whatever the input, and a checkpoint config such as "
+             "opus-mt's turns on beam search; the greedy loop matches `generate()` only with explicit "
+             "`num_beams=1` and `max_new_tokens`.", claims=DEFAULTS + GREEDY,
+             title="generate()'s defaults"),
+    Sentence("pitfall.pipeline", "pitfall",
+             "The `translation` pipeline task is gone from the pinned transformers; use `generate()` directly.",
+             claims=(claim(NB05, "translation_pipeline_removed", "pipeline('translation') called on the pins"),),
+             title="The translation pipeline is gone"),
+)
+
+AUDIT = (
+    Sentence("audit.examples", "audit",
+             "The audit command flags the researcher's no-mask example and passes the causal one, an "
+             "`nn.Transformer` model and HF's reference models.",
+             claims=(claim(NB09, "example_no_mask_model_flagged", "the audit run on the leaky example"),
+                     claim(NB09, "example_causal_model_passes", "the audit run on the causal example"),
+                     claim(NB09, "nn_transformer_example_passes", "the audit run on nn.Transformer"),
+                     claim(NB09, "hf_reference_models_pass", "the audit run on HF T5 and Marian")),
+             title="Audit your own model"),
+    Sentence("audit.default_model", "audit",
+             "By default the audit notebook examines the leaky example on purpose; on it these checks do not hold: "
+             "{failing}.",
+             claims=(claim(NB09, "example_no_mask_model_flagged", "the same leaky model, flagged"),),
+             metrics={"failing": metric(NB09, "audited_model_failing_checks")},
+             title="What notebook 09 found"),
+)
+
+SCOPE = (
+    Sentence("scope.task", "scope",
+             "Scope: English to German numbers and dates (a generated corpus, test targets of {tokens} tokens on "
+             "average), tiny models trained from scratch for {steps} steps on {n_train} pairs, measured in fp32 on "
+             "CPU with seed {seed}.",
+             claims=(claim(NB04, "causal_learns_the_task", "at this scale the causal replica learns the task"),),
+             metrics={"tokens": metric(NB04, "mean_test_target_tokens", "{:.1f}"),
+                      "steps": metric(NB04, "n_steps", "{:d}", section="parameters"),
+                      "n_train": metric(NB04, "n_train", "{:d}", section="parameters"),
+                      "seed": metric(NB04, "seed", "{:d}", section="parameters")},
+             title="Scope"),
+    Sentence("scope.seeds", "scope",
+             "Over the sweep's seeds (same size) greedy exact match ranges {causal} with the mask and {no_mask} "
+             "without it: the conclusion does not depend on the seed.",
+             claims=(claim(NB04B, "no_mask_worst_at_greedy_in_every_run", "every sweep run, compared"),
+                     claim(NB04B, "no_mask_model_leaks_in_every_run", "the audit in every sweep run")),
+             metrics={"causal": SWEEP_RANGE["causal"], "no_mask": SWEEP_RANGE["no_mask"]}, title="Seeds"),
+    Sentence("scope.no_ranking", "scope",
+             "No architecture ranking is drawn: the replica and HF's T5 and Marian differ in tuning and "
+             "tokenizers; HF T5 reaches {t5} and HF Marian {marian}, and the paired intervals separate only: "
+             "{ranked}.",
+             claims=(claim(NB04, "t5_learns_the_task", "HF T5 trained on the same budget"),
+                     claim(NB04, "marian_learns_the_task", "HF Marian trained on the same budget")),
+             metrics={"t5": EXACT["t5"], "marian": EXACT["marian"], "ranked": metric(NB04, "ranked_pairs")},
+             title="What is not claimed"),
 )
 
 
-def lookup(results: dict[str, dict[str, Any]], ref: Ref) -> dict[str, Any] | None:
-    """The recorded claim or metric, or None when the notebook or the entry is missing."""
-    section = "claims" if ref.kind == "claim" else "metrics"
-    entry = results.get(ref.notebook, {}).get(section, {}).get(ref.name)
-    if entry is None:
-        return None
-    return entry if ref.kind == "claim" else {"value": entry}
+def all_sentences() -> list[Sentence]:
+    cells = [s for row in ROWS for s in (row.hf_t5, row.hf_marian, row.verdict)]
+    return cells + [s for group in ANSWERS.values() for s in group] + list(PITFALLS) + list(AUDIT) + list(SCOPE)
 
 
-def cell_status(results, refs: tuple[Ref, ...]) -> tuple[str, list[str]]:
-    """('ok' | 'missing' | 'fails', the labels of the problem refs)."""
-    missing = [ref.label for ref in refs if lookup(results, ref) is None]
-    if missing:
-        return "missing", missing
-    failing = [ref.label for ref in refs if not lookup(results, ref)["holds"]]
-    return ("fails", failing) if failing else ("ok", [])
+def _row_record(row: Row, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    record = render(row.verdict, results)
+    record["cells"] = {"tinfer": row.tinfer, "paper_transformer": row.vaswani, "paper_t5": row.t5_paper,
+                       "hf_t5": render(row.hf_t5, results)["text"], "hf_marian": render(row.hf_marian, results)["text"],
+                       "verdict": record["text"]}
+    record["claims"] += [c for cell in (row.hf_t5, row.hf_marian) for c in render(cell, results)["claims"]]
+    return record
 
 
-def render_cell(results, cell: Cell) -> str:
-    status, problems = cell_status(results, cell.refs)
-    if status == "ok":
-        return cell.text
-    if status == "missing":
-        return f"(no verdict: missing {', '.join(problems)})"
-    return f"(no verdict: does not hold {', '.join(problems)})"
+def sentence_records(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every sentence of the findings, rendered: the verdict rows (with their cells), answers, pitfalls, audit,
+    scope. This list is what FINDINGS.md, notebook 00 and the deck print."""
+    records = [_row_record(row, results) for row in ROWS]
+    for question, group in ANSWERS.items():
+        for record in render_all(list(group), results):
+            records.append(record | {"title": question})
+    return records + render_all(list(PITFALLS) + list(AUDIT) + list(SCOPE), results)
 
 
-def format_number(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
-
-def evidence_text(results, row: Row) -> str:
-    """Claim ids with their verdicts, and the quoted metrics."""
-    parts = []
-    for ref in dict.fromkeys(row.hf_t5.refs + row.hf_marian.refs + row.verdict.refs):
-        entry = lookup(results, ref)
-        mark = "missing" if entry is None else ("✓" if entry["holds"] else "✗")
-        parts.append(f"{ref.label} {mark}")
-    for ref in row.numbers:
-        entry = lookup(results, ref)
-        parts.append(f"{ref.label} = {'missing' if entry is None else format_number(entry['value'])}")
-    return "; ".join(parts)
-
-
-def verdict_table(results: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
-    """One dict per row, columns in the order the findings show them."""
-    return [{
-        "topic": row.topic,
-        "researcher's tinfer": row.tinfer,
-        "original Transformer (paper)": row.vaswani,
-        "T5 (paper)": row.t5_paper,
-        "HF T5": render_cell(results, row.hf_t5),
-        "HF Marian": render_cell(results, row.hf_marian),
-        "verdict": render_cell(results, row.verdict),
-        "evidence": evidence_text(results, row),
-    } for row in ROWS]
-
-
-def required_refs() -> list[Ref]:
-    refs = [ref for row in ROWS for cell in (row.hf_t5, row.hf_marian, row.verdict) for ref in cell.refs]
-    refs += [ref for row in ROWS for ref in row.numbers]
-    return list(dict.fromkeys(refs))
-
-
-def missing_required(results) -> list[str]:
-    return [ref.label for ref in required_refs() if lookup(results, ref) is None]
+def verdict_table(records: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """The verdict table's rows, columns in the order the findings show them."""
+    return [{"topic": r["title"], "researcher's tinfer": r["cells"]["tinfer"],
+             "original Transformer (paper)": r["cells"]["paper_transformer"], "T5 (paper)": r["cells"]["paper_t5"],
+             "HF T5": r["cells"]["hf_t5"], "HF Marian": r["cells"]["hf_marian"], "verdict": r["cells"]["verdict"],
+             "claims": "; ".join(f"{c['notebook'][:2]}:{c['id']} {'✓' if c['holds'] else '✗'}"
+                                 for c in {(c["notebook"], c["id"]): c for c in r["claims"]}.values())}
+            for r in records if r["section"] == "verdict"]
 
 
 def failing_claims(results: dict[str, dict[str, Any]]) -> list[str]:
     """Every recorded claim of the collection that does not hold (user-model audit claims excepted)."""
     return [f"{notebook}:{claim_id}" for notebook, data in sorted(results.items())
-            for claim_id, claim in data.get("claims", {}).items()
-            if not claim["holds"] and not claim_id.startswith(USER_MODEL_CLAIM_PREFIX)]
+            for claim_id, entry in data.get("claims", {}).items()
+            if not entry["holds"] and not claim_id.startswith(USER_MODEL_CLAIM_PREFIX)]
 
 
-def row_holds(results, topic: str) -> bool:
-    row = next(r for r in ROWS if r.topic == topic)
-    return all(cell_status(results, cell.refs)[0] == "ok" for cell in (row.hf_t5, row.hf_marian, row.verdict))
+def sanity_claims(results: dict[str, dict[str, Any]]) -> list[str]:
+    return [f"{notebook}:{claim_id}" for notebook, data in sorted(results.items())
+            for claim_id, entry in data.get("claims", {}).items() if entry.get("sanity")]
 
 
-def metric_value(results, notebook: str, name: str) -> float | None:
-    value = results.get(notebook, {}).get("metrics", {}).get(name)
-    return value if isinstance(value, int | float) else None
+def missing_claims(results: dict[str, dict[str, Any]]) -> list[str]:
+    """Claims the findings cite that no notebook recorded."""
+    cited = {(c.notebook, c.id) for sentence in all_sentences() for c in sentence.claims}
+    return sorted(f"{nb}:{cid}" for nb, cid in cited if cid not in results.get(nb, {}).get("claims", {}))
 
 
-def percent(value: float | None) -> str:
-    return "n/a (missing)" if value is None else f"{100 * value:.0f}%"
+def _rerun_commands(results: dict[str, dict[str, Any]]) -> list[str]:
+    """One runner command per notebook that reproduces its recorded numbers: its non-default parameters as `-p`."""
+    from utils.harness.parameters import read_parameters
+
+    lines = []
+    for stem, data in sorted(results.items()):
+        try:
+            defaults = {name: p.default for name, p in read_parameters(stem).items()}
+        except (FileNotFoundError, ValueError):
+            defaults = {}
+        changed = [f"-p {name} {value}" for name, value in data.get("parameters", {}).items()
+                   if name in defaults and defaults[name] != value and not isinstance(value, list | dict)]
+        lines.append(" ".join([".venv/bin/python -m utils.run", stem, *changed]))
+    return lines
 
 
-def answers(results: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """Plain-language answers to the researcher's three questions, each sentence conditional on its row."""
+def findings_markdown(records: list[dict[str, Any]], results: dict[str, dict[str, Any]], figures: list[str],
+                      counts: dict[str, Any]) -> str:
+    """FINDINGS.md: the same rendered sentences as notebook 00, then the reviewed sentence -> claims mapping.
 
-    def established(topic: str, sentence: str) -> str:
-        return sentence if row_holds(results, topic) else f"(not established: the claims behind “{topic}” are " \
-                                                          "missing or do not hold)"
+    `figures`: paths under the report's figures/ folder that exist; `counts`: claims, sanity, failing, missing and
+    audited (claim -> holds), as notebook 00 computed them.
+    """
+    from utils.harness.markdown import markdown_table
 
-    exact = {name: metric_value(results, NB04, f"{name}_greedy_exact_match")
-             for name in ("no_mask", "causal", "t5", "marian")}
-    numbers = (f"In notebook 04, with the same data and budget, greedy exact match on the test split is "
-               f"{percent(exact['no_mask'])} without the causal mask and {percent(exact['causal'])} with it "
-               f"(HF T5 {percent(exact['t5'])}, HF Marian {percent(exact['marian'])}).")
-    same_training = established(
-        "Decoder input at training",
-        "The decoder input is the same: the whole target shifted right by one, fed in one teacher-forced pass.")
-    same_loss = established(
-        "Loss and its masking",
-        "No per-step loss masking is needed: the one-pass loss is exactly the sum of the step-by-step losses, "
-        "and only padding (-100) must be ignored.")
-    mask = established(
-        "Decoder self-attention mask",
-        "The difference that matters is the decoder's causal mask: without it, position t attends to the "
-        "tokens after t during training, which it never has at test time.")
-    one_pass = established(
-        "Training: one parallel pass vs a loop",
-        "With the causal mask, one pass is provably the loop over the length (same logits, same gradients).")
-    inference = established(
-        "Inference",
-        "The greedy loop until <eos> is what HF's generate() does by default (token-identical).")
-    return {
-        "Is this what T5 does?": (
-            f"Partly. {same_training} {same_loss} {one_pass} But T5 masks its decoder causally (§3.2.1). "
-            f"{mask} {numbers} T5's study decoded greedily, like the researcher; the final T5 translation "
-            "results used beam search (§3.7)."),
-        "Is this what the original Transformer does?": (
-            f"Partly, for the same reason. {same_training} The paper masks the decoder self-attention so that "
-            f"position i depends only on positions before i (§3.1, §3.2.3). {mask} The paper also used label "
-            "smoothing ε = 0.1 (§5.4) and beam search with beam 4 and α = 0.6 (§6.1) rather than greedy decoding."),
-        "Is this what T5 and the original Transformer do in Hugging Face?": (
-            f"HF's T5 and Marian, called with `labels` only, shift the labels right themselves, build the causal "
-            f"AND padding mask inside the decoder (the user passes no step mask), and average the loss over "
-            f"labels ≠ -100. {same_training} {mask} {inference} {one_pass}"),
-    }
+    def section(name: str) -> list[str]:
+        return [f"- {r['text']}" for r in records if r["section"] == name]
+
+    answers = [f"**{q}**\n\n" + " ".join(r["text"] for r in records if r["section"] == "answer" and r["title"] == q)
+               for q in QUESTIONS]
+    audited_failing = [name for name, holds in counts["audited"].items() if not holds]
+    claims_line = (
+        f"{counts['claims']} claims recorded, {len(counts['sanity'])} of them sanity checks (they back no sentence); "
+        f"not holding: {', '.join(counts['failing']) or 'none'}; cited but missing: "
+        f"{', '.join(counts['missing']) or 'none'}. Apart from these, notebook 09's claims about the model it "
+        f"audited: {len(audited_failing)} of {len(counts['audited'])} do not hold "
+        f"({', '.join(audited_failing) or 'none'}), as expected for the leaky example it audits by default.")
+    mapping = [{"sentence": r["id"], "established": "yes" if r["established"] else "no",
+                "claims (reason)": "; ".join(f"{c['notebook'][:3]}{c['id']} ({c['reason']})" for c in r["claims"]),
+                "metrics": ", ".join(f"{m['notebook'][:3]}{m['name']}" for m in r["metrics"]) or "none",
+                "cites": "; ".join(r["citations"]) or "none"} for r in records]
+    parts = [
+        "# Findings: is “tinfer” training what T5 and the original Transformer do?",
+        "Generated by `notebooks/00_findings.ipynb` from `results/*.json`; do not edit by hand. Every sentence is "
+        "generated from the claims that test it (listed at the end); a sentence whose claims are missing or fail "
+        "reads “not established”.",
+        "## Scope", *section("scope"),
+        "## Verdict table", markdown_table(verdict_table(records)),
+        "## Answers", *answers,
+        "## Pitfalls measured in the collection", *section("pitfall"),
+        "## What notebook 09 found on the model it audited", *section("audit"),
+        "## Claims", claims_line,
+        "## Key figures", *[f"![{name}](figures/{name})" for name in figures],
+        "## How to rerun each number", "```bash\n" + "\n".join(_rerun_commands(results)) + "\n```",
+        "## Where each sentence comes from", markdown_table(mapping),
+    ]
+    return "\n\n".join(parts) + "\n"

@@ -14,7 +14,6 @@ Greedy decoding until `</s>`, the researcher's test-time procedure, is `utils.ha
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from utils.handwritten.seq2seq import decoder_logits, encode, is_tinfer, labels_
 from utils.handwritten.teacher_forcing import IGNORE_INDEX, shift_right
 from utils.handwritten.tinfer import TinferConfig, TinferModel
 from utils.harness.paths import REPO_ROOT, reports_dir
+from utils.harness.provenance import Claim, Metric, Sentence, render_all
 from utils.workbench.batching import make_batches
 from utils.workbench.device import to_device
 from utils.workbench.metrics import translation_scores
@@ -60,7 +60,7 @@ def build_variant(variant: str, tokenizer, size: str = "tiny", seed: int = 0, dr
 
 def train_variant(variant: str, tokenizer, features, n_steps: int, size: str = "tiny", seed: int = 0,
                   dropout: float = 0.1, device="cpu", **train_kwargs) -> tuple[torch.nn.Module, TrainingHistory]:
-    """Build a variant and train it with the one shared loop (`utils.workbench.training.train`); returns it in eval mode."""
+    """Build a variant and train it with the shared loop (`utils.workbench.training.train`), in eval mode."""
     model = build_variant(variant, tokenizer, size=size, seed=seed, dropout=dropout).to(device)
     history = train(model, features, tokenizer.pad_token_id, n_steps, seed=seed, device=device,
                     description=f"training {variant}", **train_kwargs)
@@ -185,6 +185,7 @@ class GreedyEvaluation:
     hypotheses: list[str]  # decoded greedy outputs
     generated: list[list[int]]  # their ids, up to and including eos
     scores: dict[str, float]  # exact_match, chrf, bleu (and the length statistics below)
+    exact: list[int]  # 1 where the output equals the reference (surrounding spaces ignored), per sentence
     teacher_forced: tuple[int, int]  # (correct, total) one-pass argmax == label
     free_running: tuple[int, int]  # (correct, total) greedy output id == label at the same position
 
@@ -212,7 +213,8 @@ def evaluate_greedy(model, tokenizer, features, references: list[str], batch_siz
     scores["mean_output_tokens"] = sum(map(len, generated)) / len(generated)
     scores["mean_reference_tokens"] = sum(len(f["labels"]) for f in features) / len(features)
     scores["no_eos_fraction"] = sum(eos not in ids for ids in generated) / len(generated)
-    return GreedyEvaluation(hypotheses, generated, scores, tuple(teacher_forced), tuple(free_running))
+    exact = [int(h.strip() == r.strip()) for h, r in zip(hypotheses, references, strict=True)]
+    return GreedyEvaluation(hypotheses, generated, scores, exact, tuple(teacher_forced), tuple(free_running))
 
 
 # ---------------------------------------------------------------- exposure bias
@@ -293,95 +295,74 @@ def load_checkpoint(variant: str, directory: str | Path | None = None):
 # ---------------------------------------------------------------- the verdict, from the recorded numbers
 
 
-@dataclass(frozen=True)
-class Practice:
-    """One part of the researcher's practice, what the papers and HF do, and the claims that decide the verdict."""
-
-    practice: str
-    papers: str  # citations, not measurements
-    hugging_face: str
-    verdict_if_claims_hold: str
-    claims: tuple[str, ...]
-    evidence: Callable[[dict[str, Any]], str]  # metrics -> the measured numbers quoted
+def _claim(claim_id: str, reason: str) -> Claim:
+    return Claim(NOTEBOOK_STEM, claim_id, reason)
 
 
-def _percent(metrics: dict[str, Any], name: str) -> str:
-    return f"{100 * metrics[name]:.0f}%" if name in metrics else "n/a"
+def _metric(name: str, spec: str = "{:.2f}", interval: str | None = None) -> Metric:
+    return Metric(NOTEBOOK_STEM, name, spec, interval)
 
 
-def _number(metrics: dict[str, Any], name: str, spec: str = ".3g") -> str:
-    return format(metrics[name], spec) if name in metrics else "n/a"
-
-
-PRACTICES = (
-    Practice(
-        "decoder input = the target shifted right, all positions in one pass (teacher forcing)",
-        "Vaswani §3.1: outputs offset by one position; T5 §2.4: teacher forcing, maximum likelihood",
-        "`labels` only: the model shifts them right itself and runs one pass",
-        "SAME",
-        ("causal_learns_the_task", "t5_learns_the_task", "marian_learns_the_task"),
-        lambda m: (f"greedy exact match (b) {_percent(m, 'causal_greedy_exact_match')}, "
-                   f"(c) {_percent(m, 't5_greedy_exact_match')}, (d) {_percent(m, 'marian_greedy_exact_match')}"),
-    ),
-    Practice(
-        "no causal mask in the decoder self-attention (padding masks only)",
-        "Vaswani §3.1, §3.2.3: position i may use only outputs before i; T5 §3.2.1: causal decoder mask",
-        "causal AND padding mask built inside the decoder",
-        "DIFFERS: position t reads the token it must predict",
-        ("no_mask_model_leaks", "causal_model_does_not_leak", "t5_model_does_not_leak",
-         "marian_model_does_not_leak"),
-        lambda m: (f"max future sensitivity (a) {_number(m, 'no_mask_max_future_sensitivity')}, (b) "
-                   f"{_number(m, 'causal_max_future_sensitivity')}; (a) puts "
-                   f"{_percent(m, 'no_mask_next_position_attention')} of a head's attention on t + 1"),
-    ),
-    Practice(
-        "no loop over the target length",
-        "Vaswani §3.1 and T5: one parallel pass, made valid by the causal mask",
-        "one pass; the loop only at generation time",
-        "SAME, valid only with the causal mask (then one pass = the loop, in gradients)",
-        ("step_loop_gradients_equal_one_pass", "no_mask_one_pass_differs_from_step_loop"),
-        lambda m: (f"max abs gradient difference (b) {_number(m, 'causal_step_loop_max_grad_diff')}; the loop costs "
-                   f"{_number(m, 'step_loop_slowdown', '.2f')}x the FLOPs of one pass"),
-    ),
-    Practice(
-        "no per-step loss masking: one token-mean loss over all positions",
-        "Vaswani §5.4 and T5 §2.4: cross-entropy over the target tokens",
-        "one `CrossEntropyLoss(ignore_index=-100)` over all positions (padding only is ignored)",
-        "SAME: with a causal decoder the one-pass loss is the step loop's loss",
-        ("step_loop_gradients_equal_one_pass",),
-        lambda m: (f"(b) one pass {_number(m, 'causal_one_pass_batch_loss', '.4f')} vs step loop "
-                   f"{_number(m, 'causal_step_loop_batch_loss', '.4f')}; (a) one pass "
-                   f"{_number(m, 'no_mask_one_pass_batch_loss', '.4f')} vs step loop "
-                   f"{_number(m, 'no_mask_step_loop_batch_loss', '.4f')}"),
-    ),
-    Practice(
-        "greedy autoregressive loop until `<eos>` at test time",
-        "Vaswani §6.1: beam 4, α = 0.6; T5: greedy in the study, beam for the final models (§3.7)",
-        "`generate()` with num_beams=1: the same greedy loop",
-        "SAME as HF greedy, and it exposes (a): what (a) learned needs the future it never has here",
-        ("no_mask_fails_at_greedy", "no_mask_exposure_gap_largest"),
-        lambda m: (f"(a) exact match {_percent(m, 'no_mask_greedy_exact_match')}, token accuracy teacher-forced "
-                   f"{_percent(m, 'no_mask_teacher_forced_accuracy')} vs free-running "
-                   f"{_percent(m, 'no_mask_free_running_accuracy')}"),
-    ),
+# Notebook 04's verdict: one sentence per part of the researcher's practice, each generated from the claims of this
+# notebook that test it (utils.harness.provenance). Paper sections are citations, not evidence.
+VERDICT = (
+    Sentence(
+        "nb04.one_pass", "verdict",
+        "SAME, given a causal decoder: one pass over the right-shifted target gives the step loop's gradients "
+        "(largest difference {grad_diff}, hand-written and HF models) at {flops} times fewer FLOPs.",
+        claims=(_claim("step_loop_gradients_equal_one_pass", "trained (b): loop and one-pass gradients compared"),
+                _claim("step_loop_gradients_equal_one_pass_hf", "the same comparison on HF T5 and Marian")),
+        metrics={"grad_diff": _metric("causal_step_loop_max_grad_diff", "{:.1e}"),
+                 "flops": _metric("step_loop_slowdown", "{:.1f}")},
+        citations=("Vaswani et al. 2017, §3.1", "Raffel et al. 2020, §2.4"),
+        title="decoder input = the target shifted right, all positions in one pass"),
+    Sentence(
+        "nb04.mask", "verdict",
+        "DIFFERS: without the causal mask the trained decoder reads the label it must predict: the audit finds "
+        "outputs moving with later inputs (largest sensitivity {sensitivity}) and a head puts {attention} of its "
+        "attention on position `t + 1`; the causal model shows neither.",
+        claims=(_claim("no_mask_model_leaks", "the audit perturbs decoder inputs after t on the trained model"),
+                _claim("no_mask_attends_to_next_position", "attention weights of the trained model, measured"),
+                _claim("causal_model_does_not_leak", "the same audit on the causal model")),
+        metrics={"sensitivity": _metric("no_mask_max_future_sensitivity", "{:.3g}"),
+                 "attention": _metric("no_mask_next_position_attention")},
+        citations=("Vaswani et al. 2017, §3.2.3", "Raffel et al. 2020, §3.2.1"),
+        title="no causal mask in the decoder self-attention"),
+    Sentence(
+        "nb04.loss", "verdict",
+        "SAME, given a causal decoder: the one token-mean loss over all target positions equals the step loop's "
+        "loss ({one_pass} vs {step_loop} on a training batch); without the mask they differ.",
+        claims=(_claim("step_loop_gradients_equal_one_pass", "its evidence compares the two losses batch by batch"),
+                _claim("no_mask_one_pass_differs_from_step_loop", "the same comparison on the no-mask model")),
+        metrics={"one_pass": _metric("causal_one_pass_batch_loss", "{:.4f}"),
+                 "step_loop": _metric("causal_step_loop_batch_loss", "{:.4f}")},
+        citations=("Vaswani et al. 2017, §5.4", "Raffel et al. 2020, §2.4"),
+        title="no per-step loss masking"),
+    Sentence(
+        "nb04.greedy", "verdict",
+        "The greedy loop until `<eos>` exposes the leak: greedy exact match {no_mask} without the causal mask "
+        "against {causal} with it, a difference the paired bootstrap puts on one side of zero.",
+        claims=(_claim("no_mask_fails_at_greedy", "greedy decoding of every trained variant, scored"),
+                _claim("causal_ranks_above_no_mask", "paired bootstrap over the test sentences")),
+        metrics={"no_mask": _metric("no_mask_greedy_exact_match", interval="no_mask_greedy_exact_match_interval"),
+                 "causal": _metric("causal_greedy_exact_match", interval="causal_greedy_exact_match_interval")},
+        citations=("Vaswani et al. 2017, §6.1", "Raffel et al. 2020, §3.1"),
+        title="greedy autoregressive loop until <eos> at test time"),
+    Sentence(
+        "nb04.leakage_vs_exposure", "verdict",
+        "Label leakage, not exposure bias: the no-mask model's teacher-forced token accuracy {tf} falls to {fr} "
+        "free-running, a far larger gap than the causal models' exposure bias (gap {causal_gap} for (b)).",
+        claims=(_claim("leakage_gap_exceeds_exposure_gap", "teacher-forced and free-running accuracy, per model"),
+                _claim("no_mask_model_leaks", "the gap comes with a measured leak")),
+        metrics={"tf": _metric("no_mask_teacher_forced_accuracy"), "fr": _metric("no_mask_free_running_accuracy"),
+                 "causal_gap": _metric("causal_teacher_forced_free_running_gap")},
+        title="what the no-mask model learned"),
 )
 
 
-def verdict_rows(claims: dict[str, dict[str, Any]], metrics: dict[str, Any]) -> list[dict[str, str]]:
-    """The verdict table: a row's verdict is shown only when every claim behind it was recorded and holds."""
-    rows = []
-    for practice in PRACTICES:
-        missing = [c for c in practice.claims if c not in claims]
-        failing = [c for c in practice.claims if c in claims and not claims[c]["holds"]]
-        if missing or failing:
-            verdict = "not established: " + ", ".join([f"{c} missing" for c in missing] +
-                                                       [f"{c} does not hold" for c in failing])
-        else:
-            verdict = practice.verdict_if_claims_hold
-        rows.append({"researcher's practice": practice.practice, "papers": practice.papers,
-                     "HF T5 / Marian": practice.hugging_face, "measured here": practice.evidence(metrics),
-                     "verdict": verdict, "claims": ", ".join(practice.claims)})
-    return rows
+def verdict_records(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Notebook 04's verdict rendered from this run's results (`Results.to_dict()`)."""
+    return render_all(list(VERDICT), {NOTEBOOK_STEM: results})
 
 
 # ---------------------------------------------------------------- the sweep (notebook 04b)

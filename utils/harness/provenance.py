@@ -34,12 +34,17 @@ class Claim:
 
 @dataclass(frozen=True)
 class Metric:
-    """A recorded metric quoted in a sentence as `{name}`; `interval` names a metric holding [low, high]."""
+    """A recorded metric (or run parameter) quoted in a sentence as `{name}`.
+
+    `format` is applied with `str.format(value)` (`"{0[0]:.2f}–{0[1]:.2f}"` for a [low, high] list); `interval`
+    names a metric holding [low, high], appended as "(95% interval ...)"; `section="parameters"` quotes a parameter.
+    """
 
     notebook: str
     id: str
     format: str = "{:.2f}"
     interval: str | None = None
+    section: str = "metrics"
 
 
 @dataclass(frozen=True)
@@ -56,12 +61,14 @@ class Sentence:
     cells: dict[str, str] = field(default_factory=dict)  # verdict rows: the table cells (citations or measured)
 
 
-_DIGITS_OUTSIDE = re.compile(r"\d")
+_DIGITS_OUTSIDE = re.compile(r"(?<![\w.-])\d+(?:[.,]\d+)*%?(?![\w-])")  # a standalone number, not T5 or 4-D
 
 
 def _typed_numbers(template: str) -> list[str]:
-    """Digits in a template outside `{placeholders}` and `code spans` (numbers must come from the results)."""
+    """Digits in a template outside `{placeholders}`, `code spans` and [cited paper text with its §section]:
+    a measured number must come from the results."""
     stripped = re.sub(r"`[^`]*`", "", re.sub(r"\{[^}]*\}", "", template))
+    stripped = re.sub(r"\[[^\]]*§[^\]]*\]", "", stripped)
     return _DIGITS_OUTSIDE.findall(stripped)
 
 
@@ -93,12 +100,17 @@ def _claim_status(results: dict[str, dict[str, Any]], claim: Claim) -> tuple[str
 
 
 def _metric_text(results, metric: Metric) -> tuple[str | None, Any, list | None]:
-    values = results.get(metric.notebook, {}).get("metrics", {})
+    values = results.get(metric.notebook, {}).get(metric.section, {})
     value = values.get(metric.id)
     if value is None:
         return None, None, None
-    interval = values.get(metric.interval) if metric.interval else None
-    text = metric.format.format(value) if isinstance(value, int | float) else str(value)
+    interval = results.get(metric.notebook, {}).get("metrics", {}).get(metric.interval) if metric.interval else None
+    if isinstance(value, list) and "{0[" not in metric.format:
+        text = ", ".join(map(str, value)) if value else "none"
+    elif isinstance(value, bool) or not isinstance(value, int | float | list):
+        text = str(value)
+    else:
+        text = metric.format.format(value)
     if interval is not None:
         low, high = interval
         text += f" (95% interval {metric.format.format(low)}–{metric.format.format(high)})"
