@@ -11,7 +11,6 @@ CLAIMS = [
     "greedy_pads_after_eos",
     "t5_beam_output_padded_with_eos",
     "translation_pipeline_removed",
-    "task_specific_params_not_applied",
     "marian_checkpoint_config_turns_on_beam_search",
     "do_sample_alone_keeps_top_50",
     "force_words_ids_refused_in_core",
@@ -24,11 +23,15 @@ CLAIMS = [
     "greedy_matches_generate_decoder_only",
     "gnmt_and_hf_length_penalties_can_rank_differently",
 ]
+# no 5.x change (4.x's generate() ignored task_specific_params too): shown, never backing a finding
+SANITY = ["task_specific_params_not_applied"]
 
 
 def test_05_decoding_smoke(smoke_results, assert_claims_hold):
     results = smoke_results("05_decoding")
-    assert_claims_hold(results, CLAIMS)
+    assert_claims_hold(results, CLAIMS + SANITY)
+    assert all(results["claims"][c].get("sanity") for c in SANITY)
+    assert not any(results["claims"][c].get("sanity") for c in CLAIMS)
     assert results["metrics"]["gnmt_vs_hf_pairs_ordered_differently"] >= 0  # data-dependent count, recorded either way
     metrics, timings = results["metrics"], results["timings"]
     # smoke does not look for notebook 04's checkpoints: it trains its own tiny T5
