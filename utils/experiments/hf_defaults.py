@@ -469,6 +469,7 @@ def matrix_rows(matrix: dict) -> list[dict[str, str]]:
             for attn, cells in attns.items():
                 row = {"family": family, "config": CHECKPOINTS[family] if kind == "checkpoint" else f"{kind} config",
                        "attention": attn}
-                row.update({form: cell_text(cell) for form, cell in cells.items()})
+                row.update({form: cell_text(cells[form]) if form in cells else "-"
+                            for form in (*CALL_FORMS, "generate")})
                 rows.append(row)
     return rows
