@@ -20,6 +20,7 @@ from transformers import (
 )
 
 from utils.handwritten.leakage_audit import (
+    capture_sdpa_kernel_calls,
     LeakageReport,
     allowed_from_attention_mask,
     capture_self_attention_masks,
@@ -371,6 +372,22 @@ def test_capture_on_tinfer_sees_the_no_mask_pattern(inputs):
     with capture_self_attention_masks(model) as records, torch.no_grad():
         model(input_ids=input_ids, decoder_input_ids=decoder_input_ids)
     assert len(records) == 2 and bool(records[0]["mask"].all())  # padding only, no padding here: all allowed
+
+
+@pytest.mark.parametrize("family", ["t5", "bart"])
+def test_sdpa_kernel_calls_show_who_applies_causality(inputs, family):
+    input_ids, decoder_input_ids = inputs
+    model = hf_seq2seq(family, "sdpa")
+    with capture_sdpa_kernel_calls(model) as calls, torch.no_grad():
+        model(input_ids=input_ids, decoder_input_ids=decoder_input_ids)
+    assert len(calls) == 2  # the two decoder self-attention layers; encoder and cross-attention are not recorded
+    if family == "bart":
+        assert calls[0]["mask"] is None and calls[0]["is_causal"]
+    else:  # T5 folds its position bias into an explicit causal mask
+        mask = calls[0]["mask"]
+        assert not calls[0]["is_causal"] and mask.dtype == torch.float32
+        assert torch.equal((mask > torch.finfo(mask.dtype).min / 2)[0, 0], torch.ones(6, 6, dtype=torch.bool).tril())
+    assert torch.nn.functional.scaled_dot_product_attention.__name__ == "scaled_dot_product_attention"  # restored
 
 
 # --- one pass, loop, KV cache -----------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ import pytest
 CLAIMS = [
     "hf_causal_mask_matches_handwritten_t5",
     "hf_causal_mask_matches_handwritten_marian",
-    "sdpa_relies_on_is_causal",
+    "sdpa_modules_get_no_mask_tensor", "sdpa_kernel_applies_is_causal_marian_bart",
+    "sdpa_kernel_gets_causal_position_bias_mask_t5",
     "one_pass_equals_loop_t5",
     "one_pass_equals_loop_marian",
     "one_pass_equals_loop_bart",

@@ -12,7 +12,7 @@ from typing import Any
 from utils.harness.provenance import Claim, Metric, Sentence, render, render_all
 
 __all__ = ["ANSWERS", "AUDIT", "PITFALLS", "QUESTIONS", "ROWS", "SCOPE", "USER_MODEL_CLAIM_PREFIX", "Row",
-           "all_sentences", "failing_claims", "missing_claims", "sanity_claims", "sentence_records",
+           "all_sentences", "failing_claims", "findings_markdown", "missing_claims", "sanity_claims", "sentence_records", "sentences_of",
            "verdict_table"]
 
 # Claims about the model a user audits in notebook 09 describe THAT model (the default audits a leaky
@@ -221,6 +221,15 @@ ANSWERS = {
                  "Yes for training, once you know the defaults: called with `labels` only, HF's T5 and Marian shift "
                  "the labels right themselves and build the causal mask inside the decoder, so the researcher's "
                  "one-pass recipe is HF's recipe plus the mask.", claims=T5_SHIFT + MARIAN_SHIFT + HF_CAUSAL),
+        Sentence("answer.hf.one_pass", "answer",
+                 "With that mask one teacher-forced pass gives the logits of the loop over prefixes and of "
+                 "cached decoding, for the hand-written model, T5, Marian and BART (measured in fp32 on CPU); "
+                 "with padding masks only it does not.",
+                 claims=ONE_PASS[:2] + (
+                     claim(NB02, "one_pass_equals_loop_bart", "the same for BART"),
+                     claim(NB02, "kv_cache_equals_one_pass_t5", "cached incremental decoding vs one pass, T5"),
+                     claim(NB02, "one_pass_equals_loop_handwritten_causal", "the causal replica, same comparison"),
+                     claim(NB02, "one_pass_differs_from_loop_without_mask", "the replica without the mask"))),
         Sentence("answer.hf.padding", "answer",
                  "With `decoder_attention_mask=None` they add no padding mask: pad keys stay visible, which is "
                  "harmless with right padding because real positions never look past themselves.", claims=NONE_MASK),
@@ -247,6 +256,15 @@ PITFALLS = (
                      claim(NB02, "naive_pad_mask_changes_t5_logits", "logits with and without that mask"),
                      claim(NB02, "audit_catches_naive_pad_mask_t5", "the audit on that call")),
              title="Masking the pad start token"),
+    Sentence("pitfall.sdpa", "pitfall",
+             "On SDPA, who applies the causal mask differs: Marian and BART hand the kernel no mask and "
+             "`is_causal=True`, while T5 builds an explicit causal mask with its position bias folded in; both "
+             "stay causal, which the audit confirms.",
+             claims=(claim(NB02, "sdpa_kernel_applies_is_causal_marian_bart", "the SDPA kernel's arguments, captured"),
+                     claim(NB02, "sdpa_kernel_gets_causal_position_bias_mask_t5",
+                           "the mask T5 hands the kernel, against its own position bias"),
+                     claim(NB02, "audit_passes_hf_models", "the audit on the sdpa models")),
+             title="Who applies the causal mask on SDPA"),
     Sentence("pitfall.grad_accum", "pitfall",
              "`Seq2SeqTrainer` with `gradient_accumulation_steps=k` makes one update about k times the full-batch "
              "update: measured ratio {ga2} at `k=2` and {ga4} at `k=4`; a token-count-aware `compute_loss_func` "
@@ -320,6 +338,11 @@ SCOPE = (
 def all_sentences() -> list[Sentence]:
     cells = [s for row in ROWS for s in (row.hf_t5, row.hf_marian, row.verdict)]
     return cells + [s for group in ANSWERS.values() for s in group] + list(PITFALLS) + list(AUDIT) + list(SCOPE)
+
+
+def sentences_of(notebook: str) -> list[Sentence]:
+    """The findings sentences backed by this notebook's claims only: the notebook's own verdict."""
+    return [s for s in all_sentences() if s.section != "verdict_cell" and all(c.notebook == notebook for c in s.claims)]
 
 
 def _row_record(row: Row, results: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ __all__ = [
     "LeakageReport",
     "LogitsFn",
     "allowed_from_attention_mask",
+    "capture_sdpa_kernel_calls",
     "capture_self_attention_masks",
     "decoder_input_embeddings",
     "decoder_only_embeds_logits_fn",
@@ -278,6 +279,39 @@ def capture_self_attention_masks(model) -> Iterator[list[dict]]:
     try:
         yield records
     finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def capture_sdpa_kernel_calls(model) -> Iterator[list[dict]]:
+    """Record what reaches `torch.nn.functional.scaled_dot_product_attention` from the decoder self-attention
+    modules during the `with` block: `mask` (the tensor the kernel got, or None), `is_causal` (the flag it got) and
+    the query and key lengths. HF's SDPA path may turn a module's mask into something else before the kernel (T5
+    folds its position bias into an explicit causal mask), so this is what the kernel actually applies."""
+    records: list[dict] = []
+    inside = []
+    original = torch.nn.functional.scaled_dot_product_attention
+
+    def recording(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, **kwargs):
+        if inside:
+            records.append({"module": inside[-1], "mask": None if attn_mask is None else attn_mask.detach().clone(),
+                            "is_causal": bool(is_causal), "query_length": query.shape[-2],
+                            "key_length": key.shape[-2]})
+        return original(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal, **kwargs)
+
+    def leave(module, args, output) -> None:
+        inside.pop()
+
+    handles = []
+    for name, module in decoder_self_attention_modules(model):
+        handles.append(module.register_forward_pre_hook(lambda m, a, name=name: inside.append(name)))
+        handles.append(module.register_forward_hook(leave))
+    torch.nn.functional.scaled_dot_product_attention = recording
+    try:
+        yield records
+    finally:
+        torch.nn.functional.scaled_dot_product_attention = original
         for handle in handles:
             handle.remove()
 
