@@ -1,11 +1,10 @@
-"""The slide deck opens with no network, and the index links every executed notebook."""
+"""The render command: reports/index.html links every executed notebook; slides and site fail clearly."""
 
 import json
 
 import nbformat
-import pytest
 
-from utils.harness.render import build_index, build_slides, install_reveal, remote_references
+from utils.harness.render import build_index, main, remote_references
 
 
 def test_remote_references_finds_scripts_links_and_protocol_relative_urls():
@@ -16,28 +15,11 @@ def test_remote_references_finds_scripts_links_and_protocol_relative_urls():
 
 
 def executed_notebook(path):
-    notebook = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_markdown_cell("# 00 · A title\n\nA question.", metadata={"slideshow": {"slide_type": "slide"}}),
-        nbformat.v4.new_code_cell("1 + 1", metadata={"slideshow": {"slide_type": "slide"}}),
-    ])
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 00 · A title\n\nA question."),
+                                               nbformat.v4.new_code_cell("1 + 1")])
     notebook.cells[1].outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "2"}, execution_count=1)]
     nbformat.write(notebook, path)
     return path
-
-
-def test_slides_reference_no_remote_script(tmp_path):
-    reveal_package = install_reveal()  # from the npm registry into build/npm, once
-    deck = build_slides(executed_notebook(tmp_path / "00_findings.ipynb"), tmp_path / "slides", reveal_package)
-    page = deck.read_text(encoding="utf-8")
-    assert remote_references(page) == []
-    assert 'src="reveal.js/dist/reveal.js"' in page
-    assert (tmp_path / "slides" / "reveal.js" / "dist" / "reveal.js").exists()
-    assert "A question." in page
-
-
-def test_slides_need_the_executed_findings_notebook(tmp_path):
-    with pytest.raises(FileNotFoundError, match="utils.run 00_findings"):
-        build_slides(tmp_path / "00_findings.ipynb", tmp_path / "slides")
 
 
 def test_index_lists_each_notebook_with_its_claims(tmp_path):
@@ -45,5 +27,17 @@ def test_index_lists_each_notebook_with_its_claims(tmp_path):
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "01_example.json").write_text(json.dumps(
         {"claims": {"a": {"holds": True}, "b": {"holds": False}}}))
+    (tmp_path / "slides").mkdir()
+    (tmp_path / "slides" / "deck.pdf").write_bytes(b"%PDF")
     page = build_index(tmp_path).read_text(encoding="utf-8")
     assert '<a href="01_example.ipynb">00 · A title</a> — 1/2 claims hold' in page
+    assert '<a href="slides/deck.pdf">Slides as PDF</a>' in page
+
+
+def test_slides_and_site_commands_name_the_missing_records(tmp_path, capsys):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "00_findings.json").write_text(json.dumps({"notebook": "00_findings", "claims": {}}))
+    assert main(["slides", "--out", str(tmp_path), "--no-pdf"]) == 2
+    assert main(["site", "--out", str(tmp_path)]) == 2
+    errors = capsys.readouterr().err
+    assert errors.count("00_findings.json has no key 'sentences'") == 2

@@ -1,82 +1,27 @@
-"""Render what `make run` publishes beyond the executed notebooks: the slide deck and reports/index.html.
+"""Render what `make run` publishes beyond the executed notebooks: the deck, the report site and reports/index.html.
 
-    python -m utils.render slides [--out DIR]   # reveal.js deck of the executed findings notebook
-    python -m utils.render index [--out DIR]    # one line per notebook, linking its HTML
+    python -m utils.render slides [--out DIR] [--no-pdf]   # reports/slides/: the deck (index.html) and deck.pdf
+    python -m utils.render site [--out DIR]                 # reports/site/: the offline report site (needs the deck)
+    python -m utils.render index [--out DIR]                # reports/index.html: one line per notebook
+    python -m utils.render screenshots                      # build/screenshots/: the site's home page, verdict slides
 
-The deck must open with no network: reveal.js comes from the npm registry at build time (never
-committed) and is copied next to the deck; the template loads nothing else.
+`--findings FILE` reads the findings records from FILE instead of results/00_findings.json (for example the test
+fixture tests/fixtures/00_findings_sentences.json). Everything is read from the report folder; nothing is executed.
+The deck and the site load nothing from another host when viewed (see utils/harness/deck.py and site.py).
 """
 
 import argparse
 import html
 import json
-import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
-import nbformat
-from nbconvert import SlidesExporter
-
 from utils.harness.paths import REPO_ROOT, reports_dir
+from utils.harness.site import notebook_title, remote_references
 
-REVEAL_VERSION = "4.6.0"
-NPM_PREFIX = REPO_ROOT / "build" / "npm"
-TEMPLATES_DIR = Path(__file__).parent / "templates"
-FINDINGS = "00_findings"
-REMOTE = re.compile(r"""<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)\s*=\s*["']?\s*(?:https?:)?//[^"'\s>]*""",
-                    re.I)
+SCREENSHOTS_DIR = REPO_ROOT / "build" / "screenshots"
 
-
-def remote_references(page: str) -> list[str]:
-    """Every tag of `page` that would load a script, style, image or frame from the network (up to its URL)."""
-    return [match.group(0) for match in REMOTE.finditer(page)]
-
-
-def install_reveal(prefix: Path = NPM_PREFIX) -> Path:
-    """`npm install reveal.js@REVEAL_VERSION` into build/npm (once); returns the package folder."""
-    package = prefix / "node_modules" / "reveal.js"
-    if (package / "dist" / "reveal.js").exists():
-        return package
-    if shutil.which("npm") is None:
-        raise RuntimeError("building the slides needs npm (Node.js) to install reveal.js from the npm registry")
-    prefix.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", "--silent",
-                    f"reveal.js@{REVEAL_VERSION}"], check=True)
-    return package
-
-
-def build_slides(executed_notebook: Path, out_dir: Path, reveal_package: Path | None = None) -> Path:
-    """Write `out_dir/index.html` and `out_dir/reveal.js/` (dist and notes plugin only)."""
-    if not executed_notebook.exists():
-        raise FileNotFoundError(f"{executed_notebook} does not exist: run `python -m utils.run {FINDINGS}` first")
-    reveal_package = reveal_package or install_reveal()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    reveal_copy = out_dir / "reveal.js"
-    shutil.rmtree(reveal_copy, ignore_errors=True)
-    shutil.copytree(reveal_package / "dist", reveal_copy / "dist")
-    shutil.copytree(reveal_package / "plugin" / "notes", reveal_copy / "plugin" / "notes")
-    exporter = SlidesExporter(template_name="tinfer_reveal", extra_template_basedirs=[str(TEMPLATES_DIR)],
-                              reveal_url_prefix="reveal.js", exclude_input=True, exclude_input_prompt=True,
-                              exclude_output_prompt=True, embed_images=True)
-    page, _ = exporter.from_notebook_node(nbformat.read(executed_notebook, as_version=4))
-    remote = remote_references(page)
-    if remote:
-        raise RuntimeError(f"the deck would load from the network: {remote[:3]}")
-    path = out_dir / "index.html"
-    path.write_text(page, encoding="utf-8")
-    return path
-
-
-def notebook_title(notebook_path: Path) -> str:
-    """The first markdown heading of a notebook, without the leading #'s."""
-    notebook = json.loads(notebook_path.read_text(encoding="utf-8"))
-    for cell in notebook["cells"]:
-        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
-        if cell["cell_type"] == "markdown" and source.lstrip().startswith("#"):
-            return source.strip().splitlines()[0].lstrip("# ").strip()
-    return notebook_path.stem
+__all__ = ["build_index", "claims_summary", "main", "notebook_title", "remote_references", "take_screenshots"]
 
 
 def claims_summary(results_path: Path) -> str:
@@ -87,7 +32,7 @@ def claims_summary(results_path: Path) -> str:
 
 
 def build_index(out_dir: Path) -> Path:
-    """reports/index.html: one line per executed notebook, plus the findings, slides and timings."""
+    """reports/index.html: one line per executed notebook, plus the findings, site, slides and timings."""
     lines = []
     for executed in sorted(out_dir.glob("[0-9]*.ipynb")):
         stem = executed.stem
@@ -95,7 +40,9 @@ def build_index(out_dir: Path) -> Path:
         summary = claims_summary(out_dir / "results" / f"{stem}.json")
         lines.append(f'<li><a href="{link}">{html.escape(notebook_title(executed))}</a> — {summary}</li>')
     extras = [(name, target) for name, target in (("Findings (Markdown)", "FINDINGS.md"),
+                                                   ("Report site", "site/index.html"),
                                                    ("Lab-meeting slides", "slides/index.html"),
+                                                   ("Slides as PDF", "slides/deck.pdf"),
                                                    ("Wall time per notebook", "timings.json"),
                                                    ("Benchmarks", "bench.json"))
               if (out_dir / target).exists()]
@@ -108,16 +55,60 @@ def build_index(out_dir: Path) -> Path:
     return path
 
 
+def take_screenshots(site: Path, deck: Path, out_dir: Path = SCREENSHOTS_DIR) -> list[Path]:
+    """PNGs for a person to look at: the site's home page (1280x800) and every verdict slide (1280x720)."""
+    from utils.harness.browser import open_browser, screenshot
+
+    paths = []
+    with open_browser((1280, 800)) as context:
+        page = context.new_page()
+        page.goto((site / "index.html").resolve().as_uri())
+        page.wait_for_load_state("load")
+        paths.append(screenshot(page, out_dir / "site_home.png"))
+        page.set_viewport_size({"width": 1280, "height": 720})
+        page.goto((deck / "index.html").resolve().as_uri())
+        page.wait_for_function("() => window.Reveal && Reveal.isReady() && document.body.dataset.fitted === 'yes'")
+        ids = page.evaluate("() => [...document.querySelectorAll('.reveal .slides > section')]"
+                            ".map(s => s.dataset.slide)")
+        for index, slide_id in enumerate(ids):
+            if slide_id.startswith("verdict."):
+                page.evaluate(f"() => Reveal.slide({index})")
+                paths.append(screenshot(page, out_dir / f"slide_{index + 1:02d}_{slide_id.replace('.', '_')}.png"))
+    return paths
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m utils.render", description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("slides", "index"))
+    parser.add_argument("what", choices=("slides", "site", "index", "screenshots"))
     parser.add_argument("--out", type=Path, default=None, help="report folder (default: reports/)")
+    parser.add_argument("--findings", type=Path, default=None,
+                        help="findings JSON with 'sentences' (default: <report folder>/results/00_findings.json)")
+    parser.add_argument("--no-pdf", action="store_true", help="slides: do not print deck.pdf")
     args = parser.parse_args(argv)
-    out_dir = args.out or reports_dir()
-    if args.what == "slides":
-        path = build_slides(out_dir / f"{FINDINGS}.ipynb", out_dir / "slides")
-    else:
-        path = build_index(out_dir)
+    reports = args.out or reports_dir()
+    try:
+        if args.what == "slides":
+            from utils.harness.browser import chromium_missing
+            from utils.harness.deck import build_deck
+
+            missing = None if args.no_pdf else chromium_missing()
+            if missing:
+                print(f"deck.pdf is not printed: {missing}", file=sys.stderr)
+            path = build_deck(reports, reports / "slides", findings=args.findings, pdf=not (args.no_pdf or missing))
+            if (reports / "slides" / "deck.pdf").exists():
+                print(f"wrote {reports / 'slides' / 'deck.pdf'}")
+        elif args.what == "site":
+            from utils.harness.site import build_site
+
+            path = build_site(reports, reports / "site", findings=args.findings)
+        elif args.what == "screenshots":
+            paths = take_screenshots(reports / "site", reports / "slides")
+            path = paths[0].parent
+        else:
+            path = build_index(reports)
+    except (FileNotFoundError, LookupError, ValueError, RuntimeError) as error:
+        print(f"python -m utils.render {args.what}: {error}", file=sys.stderr)
+        return 2
     print(f"wrote {path}")
     return 0
 

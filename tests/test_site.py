@@ -1,0 +1,75 @@
+"""The report site's pages: FINDINGS as home with linked evidence, every claim linked to its cell, nothing remote."""
+
+import json
+import re
+
+import pytest
+
+from utils.harness.site import cell_links, remote_references, write_docs
+from utils.harness.site_hooks import strip_remote_scripts
+
+from test_deck import REPORTS, built_reports, fixture_records, fixture_reports
+
+
+@pytest.fixture(scope="module")
+def site():
+    return built_reports() / "site"
+
+
+def test_remote_references_finds_tags_imports_and_css_urls():
+    page = ('<script src="https://cdn.example/x.js"></script><link rel="stylesheet" href="//cdn.example/a.css">'
+            '<script type="module">await import("https://cdn.example/m.mjs")</script>'
+            '<style>@font-face{src:url("https://fonts.example/f.woff")}</style>'
+            '<script src="assets/local.js"></script><a href="https://example.org">a link is fine</a>')
+    assert len(remote_references(page)) == 4
+
+
+def test_the_hook_removes_mathjax_and_mermaid():
+    page = ('<p>x</p><!-- Load mathjax -->\n<script src="https://cdnjs/mathjax.js"> </script>\n'
+            '<!-- End of mathjax configuration --><script type="module">\n const m = await import("https://cdnjs/'
+            'mermaid.esm.min.mjs");\n</script><script src=""></script><p>y</p>')
+    assert strip_remote_scripts(page) == "<p>x</p><p>y</p>"
+
+
+def test_cells_are_found_by_execution_count_and_by_printed_claim():
+    by_count, by_claim = cell_links(REPORTS / "02_causal_mask.ipynb")
+    notebook = json.loads((REPORTS / "02_causal_mask.ipynb").read_text(encoding="utf-8"))
+    cell = next(c for c in notebook["cells"] if c["id"] == by_claim["one_pass_equals_loop_t5"])
+    assert "[HOLDS] one_pass_equals_loop_t5:" in "".join(cell["outputs"][0]["text"])
+    assert by_count[cell["execution_count"]] == cell["id"]
+
+
+def test_the_site_needs_the_deck_first(tmp_path):
+    reports = fixture_reports(tmp_path / "reports")
+    with pytest.raises(FileNotFoundError, match="make slides"):
+        write_docs(reports, tmp_path / "docs", fixture_records()["sentences"], reports / "slides")
+
+
+def test_home_page_links_the_verdict_table_to_cells(site):
+    home = (site / "index.html").read_text(encoding="utf-8")
+    assert re.search(r'<a href="02_causal_mask\.html#cell-id=[\w-]+">02:one_pass_equals_loop_t5</a> ✓', home)
+    assert '<a href="04_tinfer_training.html">04:step_loop_slowdown</a> = 3.701' in home
+
+
+def test_every_claim_links_to_an_existing_cell_with_its_run_details(site):
+    claims = (site / "claims.html").read_text(encoding="utf-8")
+    results = {p.stem: json.loads(p.read_text()) for p in (REPORTS / "results").glob("*.json")}
+    rows = re.findall(r'<tr id="([\w.-]+)--([\w.-]+)">.*?<a href="([^"]+)">', claims)
+    assert len(rows) == sum(len(r["claims"]) for s, r in results.items() if s != "00_findings") + 2
+    pages = {}
+    for stem, claim_id, href in rows:
+        page, _, anchor = href.partition("#")
+        assert page == f"{stem}.html" and anchor.startswith("cell-id="), (stem, claim_id, href)
+        pages.setdefault(page, (site / page).read_text(encoding="utf-8"))
+        assert f'id="{anchor}"' in pages[page], (stem, claim_id, href)
+    assert "torch 2.13.0+cpu" in claims and "git commit" in claims and "write_markdown" in claims
+
+
+def test_evidence_deck_and_pages_are_there_and_offline(site):
+    evidence = (site / "evidence.html").read_text(encoding="utf-8")
+    assert "Decoder self-attention mask" in evidence and "exact_match_over_seeds.png" in evidence
+    deck = (site / "deck.html").read_text(encoding="utf-8")
+    assert 'href="slides/index.html"' in deck and (site / "slides" / "index.html").exists()
+    for page in site.rglob("*.html"):
+        assert remote_references(page.read_text(encoding="utf-8")) == [], page
+    assert (site / "search" / "search_index.js").exists()  # the offline plugin: search from file://

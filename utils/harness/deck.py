@@ -1,0 +1,261 @@
+"""The lab-meeting deck, generated from the findings records (not exported from a notebook).
+
+    title and the three questions · one slide per verdict row · the three answers · pitfalls · audit ·
+    scope and limits · how to rerun — speaker notes on every slide, 1280x720, and deck.pdf printed by Chromium.
+
+reveal.js 5.2.0 comes from the pinned PyPI wheel `sphinx-revealjs==3.2.1` (it ships reveal.js's dist files):
+`pip download` fetches it once into build/vendor/ (sha256 checked) and the needed files are copied next to the
+deck, so the deck loads nothing from any other host when it is viewed, and building it needs no npm.
+"""
+
+import hashlib
+import html
+import json
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader
+from markupsafe import Markup
+
+from utils.harness.paths import REPO_ROOT
+from utils.harness.sentences import FINDINGS, by_section, findings_path, load_results, load_sentences
+
+REVEAL_VERSION = "5.2.0"
+REVEAL_WHEEL = "sphinx-revealjs==3.2.1"
+REVEAL_WHEEL_SHA256 = "805bed3ca459346e0f01967d5ed1c40d6b7b917de1541e1e4566c8341fe7017b"
+REVEAL_IN_WHEEL = "sphinx_revealjs/_static/revealjs/"
+REVEAL_FILES = ("LICENSE", "dist/reveal.js", "dist/reveal.css", "dist/reset.css", "plugin/notes/notes.js")
+VENDOR_DIR = REPO_ROOT / "build" / "vendor"
+TEMPLATES_DIR = Path(__file__).parent / "templates" / "deck"
+DECK_TITLE = "Is “tinfer” training what T5 and the original Transformer do?"
+MAX_CLAIMS_SHOWN = 7
+ITEMS_PER_SLIDE = 3
+
+__all__ = ["build_deck", "inline_markdown", "install_reveal", "plan_slides"]
+
+
+def install_reveal(vendor: Path = VENDOR_DIR) -> Path:
+    """reveal.js's files from the pinned wheel, in `vendor/reveal.js-<version>/` (downloaded once)."""
+    target = vendor / f"reveal.js-{REVEAL_VERSION}"
+    if all((target / name).exists() for name in REVEAL_FILES):
+        return target
+    wheels = vendor / "wheels"
+    wheel = next(iter(sorted(wheels.glob("sphinx_revealjs-*.whl"))), None) if wheels.exists() else None
+    if wheel is None:
+        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                   "--dest", str(wheels), REVEAL_WHEEL]
+        if subprocess.run(command).returncode != 0:
+            raise RuntimeError(f"could not download {REVEAL_WHEEL} from PyPI (the deck's reveal.js {REVEAL_VERSION} "
+                               f"comes from that wheel): `{' '.join(command)}` failed")
+        wheel = next(iter(sorted(wheels.glob("sphinx_revealjs-*.whl"))))
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    if digest != REVEAL_WHEEL_SHA256:
+        raise RuntimeError(f"{wheel} has sha256 {digest}, expected {REVEAL_WHEEL_SHA256} ({REVEAL_WHEEL})")
+    with zipfile.ZipFile(wheel) as archive:
+        for name in REVEAL_FILES:
+            destination = target / name
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            destination.write_bytes(archive.read(REVEAL_IN_WHEEL + name))
+    banner = (target / "dist" / "reveal.js").read_text(encoding="utf-8")[:200]
+    if f"reveal.js {REVEAL_VERSION}" not in banner:
+        raise RuntimeError(f"{wheel} does not hold reveal.js {REVEAL_VERSION}")
+    return target
+
+
+_CODE = re.compile(r"`([^`]+)`")
+_BOLD = re.compile(r"\*\*([^*]+)\*\*")
+
+
+def inline_markdown(text: str) -> Markup:
+    """`code` and **bold** of a findings sentence as HTML (everything else escaped)."""
+    parts = _CODE.split(text or "")
+    out = []
+    for index, part in enumerate(parts):
+        if index % 2:
+            out.append(f"<code>{html.escape(part)}</code>")
+        else:
+            out.append(_BOLD.sub(r"<strong>\1</strong>", html.escape(part)))
+    return Markup("".join(out))
+
+
+def _label(claim: dict[str, Any]) -> str:
+    return f"{claim['notebook'].split('_')[0]}:{claim['id']}"
+
+
+def _status(claim: dict[str, Any]) -> str:
+    return claim.get("status") or ("holds" if claim.get("holds") else "does not hold")
+
+
+def _claims_view(claims: list[dict[str, Any]]) -> dict[str, Any]:
+    shown = [{"label": _label(c), "holds": bool(c.get("holds")), "status": _status(c)}
+             for c in claims[:MAX_CLAIMS_SHOWN]]
+    return {"shown": shown, "more": len(claims) - len(shown),
+            "failing": sum(not c.get("holds") for c in claims)}
+
+
+_NUMBER = re.compile(r"^\s*([-+−]?[\d.,]+\s*[%x×]?)\s*(.*)$")
+_VERDICT_WORD = re.compile(r"^([A-Z]{3,}(?: [A-Z]{3,})*)(?=[\s:;,])")
+
+
+def _metric_view(metric: dict[str, Any]) -> dict[str, Any] | None:
+    """The number (big) and the rest of the metric's text (its interval, its spread), and what it measures."""
+    text = metric.get("text")
+    if text is None and metric.get("value") is None:
+        return None
+    text = text if text is not None else str(metric["value"])
+    interval = metric.get("interval")
+    if interval and not any(str(bound) in text for bound in interval):
+        text += f" [{interval[0]}, {interval[1]}]"
+    match = _NUMBER.match(text)
+    number, rest = (match.group(1).strip(), match.group(2)) if match else (text, "")
+    name = metric["name"].replace("_", " ")
+    return {"number": number, "rest": rest, "label": f"{name} · {metric['notebook'].split('_')[0]}"}
+
+
+def _headline(text: str) -> Markup:
+    """The verdict sentence with its leading verdict word (SAME, DIFFERS, ...) marked for colour."""
+    match = _VERDICT_WORD.match(text)
+    if not match:
+        return inline_markdown(text)
+    word = match.group(1)
+    tone = {"SAME": "same", "DIFFERS": "differs"}.get(word.split()[0], "other")
+    return Markup(f'<span class="verdict-word {tone}">{html.escape(word)}</span>') + inline_markdown(text[len(word):])
+
+
+def _aspect(png: Path) -> float:
+    """Width / height of a PNG, read from its header (1.0 when it is not a PNG)."""
+    header = png.read_bytes()[:24]
+    if header[:8] != b"\x89PNG\r\n\x1a\n":
+        return 1.0
+    width, height = struct.unpack(">II", header[16:24])
+    return width / height
+
+
+def _notes(*parts: str) -> str:
+    return "\n\n".join(part.strip() for part in parts if part and part.strip())
+
+
+def _claim_notes(claims: list[dict[str, Any]]) -> str:
+    return "\n".join(f"{'✓' if c.get('holds') else '✗'} {_label(c)}: {c.get('statement') or _status(c)}"
+                     for c in claims)
+
+
+def _verdict_slide(record: dict[str, Any], index: int, total: int, reports: Path) -> dict[str, Any]:
+    cells = record.get("cells") or {}
+    figure = record.get("figure")
+    if figure and not (reports / figure).exists():
+        print(f"warning: {record['id']}: figure {figure} not found under {reports}", file=sys.stderr)
+        figure = None
+    metrics = [view for view in map(_metric_view, record.get("metrics") or []) if view][:2]
+    wide = bool(figure) and _aspect(reports / figure) >= 1.7
+    return {"kind": "verdict", "id": record["id"], "kicker": f"Verdict {index} of {total} · {record['title']}",
+            "headline": _headline(record["text"]), "verdict_cell": cells.get("verdict", ""),
+            "established": record["established"], "metrics": metrics, "figure": figure, "wide": wide,
+            "claims": _claims_view(record["claims"]), "citations": record.get("citations") or [],
+            "notes": _notes(record.get("notes", ""), f"The sentence: {record['text']}",
+                            "Backing claims:\n" + _claim_notes(record["claims"]),
+                            "Cited, not evidence: " + "; ".join(record.get("citations") or []))}
+
+
+def _chunks(records: list[dict[str, Any]], size: int = ITEMS_PER_SLIDE) -> list[list[dict[str, Any]]]:
+    return [records[start:start + size] for start in range(0, len(records), size)]
+
+
+def _list_slides(records: list[dict[str, Any]], heading: str, kind: str) -> list[dict[str, Any]]:
+    chunks = _chunks(records)
+    slides = []
+    for number, chunk in enumerate(chunks, 1):
+        title = heading if len(chunks) == 1 else f"{heading} ({number}/{len(chunks)})"
+        items = [{"title": r["title"], "text": r["text"], "established": r["established"],
+                  "claims": _claims_view(r["claims"])} for r in chunk]
+        notes = _notes(*[f"{r['title']}: {r.get('notes') or r['text']}" for r in chunk],
+                       "Backing claims:\n" + _claim_notes([c for r in chunk for c in r["claims"]]))
+        slides.append({"kind": kind, "id": f"{kind}.{number}", "title": title, "entries": items, "notes": notes})
+    return slides
+
+
+def _claim_counts(results: dict[str, dict[str, Any]]) -> tuple[int, int]:
+    claims = [c for stem, r in results.items() if stem != FINDINGS for c in r.get("claims", {}).values()]
+    return len(claims), sum(bool(c.get("holds")) for c in claims)
+
+
+def plan_slides(sentences: list[dict[str, Any]], results: dict[str, dict[str, Any]], reports: Path,
+                provenance: str = "") -> list[dict[str, Any]]:
+    """The slides, in order, as plain dicts the template renders (every one with speaker notes)."""
+    answers = by_section(sentences, "answer")
+    verdicts = by_section(sentences, "verdict")
+    n_claims, n_hold = _claim_counts(results)
+    questions = [a["title"] for a in answers]
+    slides = [{"kind": "title", "id": "title", "title": DECK_TITLE, "questions": questions,
+               "subtitle": f"Lab meeting · {len(results) - (FINDINGS in results)} executed notebooks · "
+                           f"{n_hold} of {n_claims} recorded claims hold",
+               "provenance": provenance,
+               "notes": _notes("A researcher trained an encoder-decoder by feeding the whole right-shifted target "
+                               "in one pass, with padding masks only, no loop and no per-step loss masking, and "
+                               "decoded greedily. Three questions: " + " ".join(questions),
+                               "Every sentence and number on these slides is generated from reports/results/*.json "
+                               "by the findings notebook; a sentence whose backing claim fails says so.")}]
+    slides += [_verdict_slide(record, index, len(verdicts), reports) for index, record in enumerate(verdicts, 1)]
+    for index, answer in enumerate(answers, 1):
+        slides.append({"kind": "answer", "id": answer["id"], "kicker": f"Answer {index} of {len(answers)}",
+                       "title": answer["title"], "text": answer["text"], "established": answer["established"],
+                       "claims": _claims_view(answer["claims"]),
+                       "notes": _notes(answer.get("notes", ""), answer["text"],
+                                       "Backing claims:\n" + _claim_notes(answer["claims"]))})
+    slides += _list_slides(by_section(sentences, "pitfall"), "Pitfalls", "pitfall")
+    slides += _list_slides(by_section(sentences, "audit"), "Audit your own model", "audit")
+    slides += _list_slides(by_section(sentences, "scope") + by_section(sentences, "real_data"),
+                           "Scope and limits", "scope")
+    slides += _list_slides(by_section(sentences, "rerun"), "How to rerun", "rerun")
+    return slides
+
+
+def _provenance(reports: Path) -> str:
+    """`reports at <commit> · findings run <date>` from git and the executed findings notebook, when known."""
+    parts = []
+    commit = subprocess.run(["git", "-C", str(reports), "log", "-1", "--format=%h", "--", "results"],
+                            capture_output=True, text=True)
+    if commit.returncode == 0 and commit.stdout.strip():
+        parts.append(f"reports at commit {commit.stdout.strip()}")
+    notebook = reports / f"{FINDINGS}.ipynb"
+    if notebook.exists():
+        end = json.loads(notebook.read_text(encoding="utf-8")).get("metadata", {}).get("papermill", {})
+        if end.get("end_time"):
+            parts.append(f"findings run {end['end_time'][:10]}")
+    return " · ".join(parts)
+
+
+def build_deck(reports: Path, out_dir: Path, findings: Path | None = None, reveal: Path | None = None,
+               pdf: bool = True) -> Path:
+    """Write `out_dir/index.html` (+ reveal.js/, figures/, and deck.pdf when `pdf`) from the findings records."""
+    sentences = load_sentences(findings or findings_path(reports))
+    results = load_results(reports)
+    slides = plan_slides(sentences, results, reports, _provenance(reports))
+    reveal = reveal or install_reveal()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out_dir / "reveal.js", ignore_errors=True)
+    shutil.copytree(reveal, out_dir / "reveal.js")
+    for name in ("deck.css", "deck.js"):
+        shutil.copy2(TEMPLATES_DIR / name, out_dir / name)
+    shutil.rmtree(out_dir / "figures", ignore_errors=True)
+    for figure in {s["figure"] for s in slides if s.get("figure")}:
+        (out_dir / figure).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(reports / figure, out_dir / figure)
+    environment = Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=True, trim_blocks=True,
+                              lstrip_blocks=True)
+    environment.filters["md"] = inline_markdown
+    page = environment.get_template("index.html.j2").render(slides=slides, title=DECK_TITLE)
+    path = out_dir / "index.html"
+    path.write_text(page, encoding="utf-8")
+    (out_dir / "deck.pdf").unlink(missing_ok=True)
+    if pdf:
+        from utils.harness.browser import print_pdf
+
+        print_pdf(path, out_dir / "deck.pdf")
+    return path
