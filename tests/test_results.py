@@ -1,8 +1,17 @@
 import json
+import os
 
+import pytest
 import torch
 
-from utils.harness.results import Results, load_all_results, load_results
+from utils.harness.results import (
+    Results,
+    ResultsFileError,
+    load_all_results,
+    load_results,
+    read_results_file,
+    results_problems,
+)
 
 
 def test_claims_metrics_and_failing_claims_are_written(tmp_path, capsys):
@@ -51,3 +60,40 @@ def test_load_results_names_missing_file(tmp_path):
         raise AssertionError("expected FileNotFoundError")
     Results("01_a", {}).save(tmp_path)
     assert list(load_all_results(tmp_path)) == ["01_a"]
+
+
+def test_save_writes_the_usual_file_mode(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        path = Results("96_example", {}).save(tmp_path)
+    finally:
+        os.umask(umask)
+    assert oct(path.stat().st_mode & 0o777) == "0o644"  # tempfile's 0600 is what it must not be
+
+
+def test_load_all_results_names_the_bad_file_and_what_is_wrong(tmp_path):
+    Results("01_a", {}).save(tmp_path)
+    bad = tmp_path / "02_b.json"
+    bad.write_text('{"notebook": "02_b", "parameters": {}, "claims": []}')
+    with pytest.raises(ResultsFileError) as error:
+        load_all_results(tmp_path)
+    assert str(error.value).startswith(f"{bad}: not a results file of this collection: ")
+    assert "'claims' must be an object, got a list; lacks the key 'metrics'" in str(error.value)
+    bad.write_text("[1, 2")
+    with pytest.raises(ResultsFileError, match=r"02_b.json: not valid JSON \(Expecting"):
+        load_results("02_b", tmp_path)
+    bad.write_bytes(b"\xff\xfe")
+    with pytest.raises(ResultsFileError, match="02_b.json: not valid JSON"):
+        read_results_file(bad)
+
+
+def test_results_problems_checks_each_claim():
+    data = Results("03_c", {}).to_dict()
+    assert results_problems(data, "03_c") == []
+    data["claims"] = {"x": {"holds": "yes", "statement": "s"}, "y": 1}
+    assert results_problems(data, "03_d") == [
+        "'notebook' is '03_c' but the file is named 03_d.json",
+        "claim 'x': 'holds' must be true or false, got a string",
+        "claim 'y' must be an object, got int",
+    ]
+    assert results_problems([], "03_c") == ["the top level must be an object, got a list"]

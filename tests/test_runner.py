@@ -6,6 +6,7 @@ failing run, and a --keep-going run of a failing and a passing notebook.
 """
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -34,7 +35,9 @@ def notebooks(monkeypatch, tmp_path) -> Path:
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every file's bytes, the runner's lock files aside (they stay, empty, in `.staging-locks/`)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and run.LOCKS_DIR not in p.relative_to(folder).parts}
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +46,17 @@ def good_report(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("good")
     with pytest.MonkeyPatch.context() as monkeypatch:
         notebooks = use_notebooks_dir(monkeypatch, tmp_path)
+        umask = os.umask(0o022)  # the usual umask: published files must then be 0644, like everything else
         out = tmp_path / "reports"
         (out / "figures" / "01_fixture").mkdir(parents=True)
         (out / "figures" / "01_fixture" / "stale.png").write_bytes(b"old")
         (out / "timings.json").write_text(json.dumps({"99_elsewhere": 12.5}))
         (out / "failed").mkdir()
         (out / "failed" / "01_fixture.ipynb").write_text("{}")  # from an earlier failure: now stale
-        code = run.main(["01", "--smoke", "-p", "n", "5", "--out", str(out), "--kernel", KERNEL])
+        try:
+            code = run.main(["01", "--smoke", "-p", "n", "5", "--out", str(out), "--kernel", KERNEL])
+        finally:
+            os.umask(umask)
         yield notebooks, out, code
 
 
@@ -151,10 +158,19 @@ def test_successful_run_publishes_notebook_results_figures_html(good_report):
     notebooks, out, code = good_report
     assert code == 0
     expected = ["01_fixture.ipynb", "figures", "html", "results", "timings.json"]
-    assert sorted(p.name for p in out.iterdir()) == expected
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == expected
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [run.LOCKS_DIR]  # no staging folder left
     assert (out / "html" / "01_fixture.html").read_text().startswith("<!DOCTYPE html>")
     # the old figures folder (with stale.png) is replaced whole
     assert [p.name for p in (out / "figures" / "01_fixture").iterdir()] == ["n5.png"]
+
+
+def test_published_files_have_the_usual_mode(good_report):
+    _, out, _ = good_report
+    modes = {str(p.relative_to(out)): oct(p.stat().st_mode & 0o777) for p in out.rglob("*")
+             if p.is_file() and run.LOCKS_DIR not in p.parts}
+    assert "results/01_fixture.json" in modes and "timings.json" in modes
+    assert modes == dict.fromkeys(modes, "0o644")
 
 
 def test_executed_notebook_records_source_hash_and_parameters(good_report):
@@ -200,7 +216,7 @@ def test_failing_run_keeps_previous_report_and_names_the_cell(good_report, tmp_p
     failed = after.pop("failed/01_fixture.ipynb")
     assert after == before
     assert json.loads(failed)["metadata"]["tinfer"]["parameters"] == {"fail": True}
-    assert not list(out.glob(".staging-*"))
+    assert [p.name for p in out.glob(".staging-*")] == [run.LOCKS_DIR]
 
 
 def test_keep_going_runs_the_rest_and_00_reads_published_results(good_report, tmp_path, monkeypatch, capsys):

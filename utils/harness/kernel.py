@@ -1,6 +1,9 @@
-"""Which Jupyter kernel runs the notebooks: the project's `tinfer` kernel if installed, else `python3`."""
+"""Which Jupyter kernel runs the notebooks (the project's `tinfer` kernel if installed, else `python3`),
+and how the runner talks to it."""
 
+from jupyter_client import AsyncKernelManager
 from jupyter_client.kernelspec import KernelSpecManager
+from traitlets import default
 
 PROJECT_KERNEL = "tinfer"
 FALLBACK_KERNEL = "python3"
@@ -21,3 +24,14 @@ def check_kernel(name: str) -> str:
     if name not in available:
         raise ValueError(f"no Jupyter kernel named {name!r}; installed: {', '.join(available) or 'none'}")
     return name
+
+
+class EncryptedKernelManager(AsyncKernelManager):
+    """nbclient's kernel manager with CurveZMQ keys provisioned whenever the kernelspec declares support
+    (`metadata.supported_encryption`, written by ipykernel >= 7.4): the runner's traffic with its kernel is
+    encrypted and ipykernel no longer warns "Kernel is running over TCP without encryption" at every run.
+    A kernel without that support still runs, and its warning is then one the user can act on."""
+
+    @default("transport_encryption")
+    def _transport_encryption_default(self) -> str:
+        return "auto"

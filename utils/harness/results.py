@@ -9,22 +9,20 @@ A claim that does not hold is written with `holds: false`, never dropped.
 
 import json
 import math
-import os
-import tempfile
+import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from utils.harness.paths import results_dir
+from utils.harness.paths import results_dir, write_text_atomically
 
 VERSIONED_PACKAGES = ("torch", "transformers", "tokenizers", "datasets")
 
 
 def _jsonable(value: Any) -> Any:
     """Tensors, numpy scalars and tuples -> plain JSON values; floats rounded to 8 significant digits."""
-    if isinstance(value, torch.Tensor):
+    torch = sys.modules.get("torch")  # a tensor implies torch is imported; readers of results need not import it
+    if torch is not None and isinstance(value, torch.Tensor):
         value = value.detach().cpu().tolist()
     if hasattr(value, "item") and not isinstance(value, list | dict | str):
         value = value.item()
@@ -107,27 +105,79 @@ class Results:
 
     def save(self, directory: str | Path | None = None) -> Path:
         directory = Path(directory) if directory is not None else results_dir()
-        directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{self.notebook}.json"
-        text = json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
-        with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(f.name, path)
+        write_text_atomically(path, json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n")
         held = len(self.claims) - len(self.failed_claims())
         print(f"saved {path.name}: {held}/{len(self.claims)} claims hold, {len(self.metrics)} metrics")
         return path
 
 
+class ResultsFileError(ValueError):
+    """A results JSON file that is not valid JSON or lacks what `00_findings` reads; the message names the file."""
+
+
+REQUIRED_KEYS = {"notebook": str, "parameters": dict, "claims": dict, "metrics": dict}
+CLAIM_KEYS = {"holds": bool, "statement": str}
+JSON_TYPES = {str: "a string", dict: "an object", bool: "true or false"}  # what each expected type reads as
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), type(value).__name__)
+
+
+def results_problems(data: Any, stem: str) -> list[str]:
+    """What is wrong with the parsed contents of `<stem>.json` for a reader such as `00_findings` (empty: nothing)."""
+    if not isinstance(data, dict):
+        return [f"the top level must be an object, got {_type_name(data)}"]
+    problems = []
+    for key, kind in REQUIRED_KEYS.items():
+        if key not in data:
+            problems.append(f"lacks the key {key!r}")
+        elif not isinstance(data[key], kind):
+            problems.append(f"{key!r} must be {JSON_TYPES[kind]}, got {_type_name(data[key])}")
+    if isinstance(data.get("notebook"), str) and data["notebook"] != stem:
+        problems.append(f"'notebook' is {data['notebook']!r} but the file is named {stem}.json")
+    for claim_id, claim in (data["claims"].items() if isinstance(data.get("claims"), dict) else ()):
+        if not isinstance(claim, dict):
+            problems.append(f"claim {claim_id!r} must be an object, got {_type_name(claim)}")
+            continue
+        for key, kind in CLAIM_KEYS.items():
+            if key not in claim:
+                problems.append(f"claim {claim_id!r} lacks the key {key!r}")
+            elif not isinstance(claim[key], kind):
+                problems.append(f"claim {claim_id!r}: {key!r} must be {JSON_TYPES[kind]}, got {_type_name(claim[key])}")
+    return problems
+
+
+def read_results_file(path: str | Path) -> dict[str, Any]:
+    """Parse and check one results JSON file; ResultsFileError names the file and what is wrong."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as error:
+        raise ResultsFileError(f"{path}: not valid JSON (not UTF-8 text: {error.reason})") from None
+    except json.JSONDecodeError as error:
+        raise ResultsFileError(f"{path}: not valid JSON ({error.msg} at line {error.lineno} column {error.colno}); "
+                               "delete it or rerun its notebook") from None
+    problems = results_problems(data, path.stem)
+    if problems:
+        raise ResultsFileError(f"{path}: not a results file of this collection: {'; '.join(problems)}; "
+                               "delete it or rerun its notebook")
+    return data
+
+
 def load_results(notebook: str, directory: str | Path | None = None) -> dict[str, Any]:
-    """Read one notebook's results JSON (raises FileNotFoundError naming the file)."""
+    """Read one notebook's results JSON (FileNotFoundError or ResultsFileError, naming the file)."""
     path = (Path(directory) if directory is not None else results_dir()) / f"{notebook}.json"
     if not path.exists():
         raise FileNotFoundError(
             f"no results for {notebook!r}: {path} does not exist; run `python -m utils.run {notebook}`"
         )
-    return json.loads(path.read_text(encoding="utf-8"))
+    return read_results_file(path)
 
 
 def load_all_results(directory: str | Path | None = None) -> dict[str, dict[str, Any]]:
+    """Every `<stem>.json` of the folder, checked (ResultsFileError names the first bad file), by stem."""
     directory = Path(directory) if directory is not None else results_dir()
-    return {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(directory.glob("*.json"))}
+    return {p.stem: read_results_file(p) for p in sorted(directory.glob("*.json"))}

@@ -8,41 +8,60 @@ NOTEBOOK is a path, a stem (`01_shift_right`) or a number prefix (`01`); none me
 `notebooks/[0-9]*.ipynb`, with `00_*` (the findings notebook, which reads the others' results) last.
 `--smoke` applies the notebook's entry in `notebooks/smoke.json`; `-p` values override it.
 
-Outputs in DIR (default `reports/`):
+Outputs in DIR (default `reports/`), published together, all or nothing, when a notebook succeeds:
     DIR/<stem>.ipynb                 executed notebook (metadata `tinfer`: source_sha256, parameters, smoke)
-    DIR/html/<stem>.html             rendered notebook (skipped with --no-html)
+    DIR/html/<stem>.html             rendered notebook (with --no-html an older one is removed: it shows another run)
     DIR/results/<stem>.json          what the notebook saved with `utils.harness.results.Results`
     DIR/figures/<stem>/*.png         its figures (the folder is replaced whole)
     DIR/failed/<stem>.ipynb          the executed notebook of a failed run, for inspection
     DIR/timings.json                 {stem: seconds}, merged with the previous file
 
-While a notebook runs, TINFER_RESULTS_DIR and TINFER_FIGURES_DIR point into `DIR/.staging-<stem>/`, whose
-results folder starts with copies of the other notebooks' published results: `load_all_results()` in
-`00_findings` sees them, and only `<stem>.json` is published. The kernel runs in the repository root,
-offline (HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE, HF_DATASETS_OFFLINE), with PYTHONHASHSEED=0.
+Only this runner publishes: a notebook run any other way (plain papermill, Jupyter) writes under
+`build/scratch/` (see `utils.harness.paths`). Each run stages in its own `DIR/.staging-<stem>-<random>/`;
+TINFER_RESULTS_DIR and TINFER_FIGURES_DIR point there, and its results folder starts with copies of the other
+notebooks' published results: `load_all_results()` in `00_findings` sees them, and only `<stem>.json` is
+published. The kernel runs in the repository root, offline (HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE,
+HF_DATASETS_OFFLINE), with PYTHONHASHSEED=0, over an encrypted (CurveZMQ) connection.
 
-Exit codes: 0 all ran, 1 a notebook failed, 2 refused before executing anything (bad name, parameter,
-type or kernel), 130 interrupted.
+Locks, in `DIR/.staging-locks/` (flock: released by the system when a run dies):
+    <stem>.lock    held for the whole run of that notebook into DIR. A second run of the same notebook into the
+                   same DIR is refused at once (exit code 2), naming the run that holds it; other notebooks
+                   into the same DIR run side by side.
+    publish.lock   held while outputs move into DIR (and `timings.json` is merged): a short wait, never a refusal.
+Publishing defers SIGINT and SIGTERM until it is done. An interrupted run (SIGINT, SIGTERM) or a dead kernel
+publishes nothing: DIR keeps the previous report, and the staging folder is removed.
+
+Refused before anything runs (exit code 2): an unknown notebook, parameter, type or kernel; an output folder
+that cannot be written; a notebook already running into DIR; with a `00_*` notebook selected, a results JSON in
+`DIR/results/` (of a notebook not run now) that is not valid JSON or lacks the keys `00_findings` reads.
+
+Exit codes: 0 all ran, 1 a notebook failed, 2 refused before executing anything, 130 interrupted (SIGINT),
+143 terminated (SIGTERM).
 """
 
 import argparse
+import fcntl
 import hashlib
 import json
 import os
+import shlex
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from utils.harness import parameters as parameter_cells
-from utils.harness.kernel import check_kernel, default_kernel
+from utils.harness.kernel import EncryptedKernelManager, check_kernel, default_kernel
 from utils.harness.parameters import read_parameters, resolve_notebook, validate_overrides
-from utils.harness.paths import REPO_ROOT, reports_dir
+from utils.harness.paths import REPO_ROOT, reports_dir, write_text_atomically
+from utils.harness.results import ResultsFileError, read_results_file
 
 SMOKE_FILE = "smoke.json"
 KERNEL_ENV = {
@@ -53,8 +72,28 @@ KERNEL_ENV = {
 }
 
 
+LOCKS_DIR = ".staging-locks"
+STAGING_PREFIX = ".staging-"
+
+
 class ParameterError(ValueError):
     """A parameter name or value that a notebook does not accept; nothing is executed (exit code 2)."""
+
+
+class OutputFolderError(OSError):
+    """An output folder that cannot be created or written; nothing is executed (exit code 2)."""
+
+
+class FolderBusyError(RuntimeError):
+    """Another run of the same notebook holds the output folder; nothing is executed (exit code 2)."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM, raised like SIGINT's KeyboardInterrupt so that the same cleanup runs; `signum` says which."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
 @dataclass
@@ -158,6 +197,116 @@ def prepare_runs(
             for notebook in notebooks]
 
 
+# ---------------------------------------------------------------- checks before executing
+
+
+def check_output_folder(out_dir: Path) -> None:
+    """Create `out_dir` if needed and prove it writable (a real file, since root ignores permission bits)."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in ("results", "figures", "html", "failed", LOCKS_DIR):
+            if (out_dir / name).exists() and not (out_dir / name).is_dir():
+                raise NotADirectoryError(f"{out_dir / name} is a file, not a folder")
+        with tempfile.TemporaryFile(dir=out_dir) as probe:
+            probe.write(b"x")
+    except OSError as error:
+        reason = error.args[0] if isinstance(error, NotADirectoryError) and len(error.args) == 1 else (
+            f"{error.strerror or error}" + (f": {error.filename}" if error.filename else ""))
+        raise OutputFolderError(f"output folder {out_dir} cannot be written ({reason})") from None
+
+
+def check_published_results(out_dir: Path, notebooks: Sequence[Path]) -> None:
+    """With a `00_*` notebook selected, every results JSON it will read must be valid (ResultsFileError naming
+    the file otherwise); the files of the notebooks run now are skipped, since they are about to be replaced."""
+    if not any(runs_last(notebook) for notebook in notebooks):
+        return
+    selected = {notebook.stem for notebook in notebooks}
+    for path in sorted((out_dir / "results").glob("*.json")):
+        if path.stem not in selected:
+            read_results_file(path)
+
+
+def describe_invocation(argv: Sequence[str] | None) -> str:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    return f"pid {os.getpid()}: python -m utils.run {shlex.join(arguments)}".rstrip()
+
+
+def open_lock(out_dir: Path, name: str) -> int:
+    folder = out_dir / LOCKS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    return os.open(folder / name, os.O_RDWR | os.O_CREAT, 0o666)
+
+
+@contextmanager
+def run_lock(out_dir: Path, stem: str, holder: str) -> Iterator[None]:
+    """Hold `DIR/.staging-locks/<stem>.lock` for a whole run; FolderBusyError at once, naming the holder,
+    when another run of this notebook into DIR has it."""
+    descriptor = open_lock(out_dir, f"{stem}.lock")
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        other = os.pread(descriptor, 4096, 0).decode("utf-8", "replace").strip() or "a run that is starting"
+        os.close(descriptor)
+        raise FolderBusyError(f"{out_dir} is in use by another run of {stem} ({other}); wait for it to finish "
+                              "or choose another --out") from None
+    try:
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, f"{holder}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+        yield
+    finally:
+        os.ftruncate(descriptor, 0)
+        os.close(descriptor)  # releases the lock
+
+
+@contextmanager
+def publish_lock(out_dir: Path) -> Iterator[None]:
+    """Hold `DIR/.staging-locks/publish.lock` (waiting for it) while outputs move into DIR."""
+    descriptor = open_lock(out_dir, "publish.lock")
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM during the block and deliver them after it: publishing is never cut in half."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum))
+                for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if received:
+            signal.raise_signal(received[0])
+
+
+@contextmanager
+def termination_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises `Interrupted` (a KeyboardInterrupt) instead of ending the process on the spot, so that
+    the kernel is shut down and the staging folder removed, as after Ctrl-C; SIGINT raises KeyboardInterrupt
+    even where it was ignored at start (a background job of a shell script)."""
+    def interrupt(signum, frame):
+        raise Interrupted(signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, interrupt),
+                signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 # ---------------------------------------------------------------- executing one notebook
 
 
@@ -180,12 +329,26 @@ def kernel_environment(out_dir: Path, staging: Path) -> Iterator[None]:
         os.environ.update(saved)
 
 
+def is_staging_of(path: Path, stem: str) -> bool:
+    """`.staging-<stem>` (older runners) or `.staging-<stem>-<mkdtemp suffix, which has no '-'>`."""
+    prefix = f"{STAGING_PREFIX}{stem}"
+    rest = path.name[len(prefix):]
+    return path.name.startswith(prefix) and (rest == "" or (rest.startswith("-") and "-" not in rest[1:]))
+
+
+def remove_stale_staging(out_dir: Path, stem: str) -> None:
+    """Staging folders of this notebook left by runs that died (the caller holds the notebook's run lock)."""
+    for path in out_dir.glob(f"{STAGING_PREFIX}{stem}*"):
+        if path.is_dir() and is_staging_of(path, stem):
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def prepare_staging(out_dir: Path, stem: str) -> Path:
-    """A fresh `DIR/.staging-<stem>/`, its results folder seeded with the other notebooks' results
-    (read-only copies, so that `00_findings` can read them from `results_dir()`)."""
-    staging = out_dir / f".staging-{stem}"
-    shutil.rmtree(staging, ignore_errors=True)
-    (staging / "results").mkdir(parents=True)
+    """A fresh `DIR/.staging-<stem>-<random>/` of this run only, its results folder seeded with the other
+    notebooks' results (copies, so that `00_findings` can read them from `results_dir()`)."""
+    remove_stale_staging(out_dir, stem)
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{stem}-", dir=out_dir))
+    (staging / "results").mkdir()
     for path in sorted((out_dir / "results").glob("*.json")):
         if path.stem != stem:
             shutil.copy2(path, staging / "results" / path.name)
@@ -203,6 +366,7 @@ def execute(source: Path, output: Path, overrides: dict[str, Any], kernel: str) 
         cwd=str(REPO_ROOT),
         log_output=False,
         progress_bar=True,
+        kernel_manager_class=EncryptedKernelManager,
     )
 
 
@@ -228,39 +392,54 @@ def move_into_place(source: Path, target: Path) -> None:
     os.replace(source, target)
 
 
-def replace_folder(new: Path, target: Path) -> None:
-    """Put `new` at `target`, removing the old folder whole (and `target` stays absent if `new` is)."""
-    old = target.with_name(f".old-{target.name}")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        os.replace(target, old)
-    if new.exists():
-        move_into_place(new, target)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def failed_notebook_path(out_dir: Path, stem: str) -> Path:
     return out_dir / "failed" / f"{stem}.ipynb"
 
 
+def publication(staging: Path, out_dir: Path, stem: str) -> list[tuple[Path, Path]]:
+    """(new, published) pairs of one run; a `new` that does not exist removes the published file, so that
+    nothing of an older run stays beside the new notebook. The executed notebook goes last."""
+    return [
+        (staging / "figures" / stem, out_dir / "figures" / stem),
+        (staging / "results" / f"{stem}.json", out_dir / "results" / f"{stem}.json"),
+        (staging / f"{stem}.html", out_dir / "html" / f"{stem}.html"),
+        (staging / "no-failed-notebook", failed_notebook_path(out_dir, stem)),  # a success makes it stale
+        (staging / f"{stem}.ipynb", out_dir / f"{stem}.ipynb"),
+    ]
+
+
+def swap_in(pairs: Sequence[tuple[Path, Path]], previous: Path) -> None:
+    """Move each published path aside into `previous/` and each new one into place; on any error, put
+    everything back as it was and re-raise (all or nothing)."""
+    done: list[tuple[Path, Path, Path]] = []
+    try:
+        for index, (new, target) in enumerate(pairs):
+            aside = previous / str(index)
+            if target.exists():
+                move_into_place(target, aside)
+            done.append((new, target, aside))
+            if new.exists():
+                move_into_place(new, target)
+    except BaseException:
+        for new, target, aside in reversed(done):
+            if target.exists() and not new.exists():
+                move_into_place(target, new)
+            if aside.exists():
+                move_into_place(aside, target)
+        raise
+
+
 def publish(staging: Path, out_dir: Path, stem: str, html: bool) -> None:
-    """Move a successful run's outputs from staging into DIR; the executed notebook goes last."""
-    replace_folder(staging / "figures" / stem, out_dir / "figures" / stem)
-    results = staging / "results" / f"{stem}.json"
-    if results.exists():
-        move_into_place(results, out_dir / "results" / f"{stem}.json")
-    if html:
-        move_into_place(staging / f"{stem}.html", out_dir / "html" / f"{stem}.html")
-    move_into_place(staging / f"{stem}.ipynb", out_dir / f"{stem}.ipynb")
-    remove_failed_notebook(out_dir, stem)
+    """Move a successful run's outputs from staging into DIR in one all-or-nothing step, under the folder's
+    publish lock and with SIGINT/SIGTERM deferred; the old outputs are dropped with the staging folder."""
+    with signals_deferred(), publish_lock(out_dir):
+        swap_in(publication(staging, out_dir, stem), staging / "previous")
+        remove_empty_folder(out_dir / "failed")
 
 
-def remove_failed_notebook(out_dir: Path, stem: str) -> None:
-    """A success makes an earlier failure's notebook stale; drop it (and `DIR/failed/` once empty)."""
-    failed = failed_notebook_path(out_dir, stem)
-    failed.unlink(missing_ok=True)
-    if failed.parent.is_dir() and not any(failed.parent.iterdir()):
-        failed.parent.rmdir()
+def remove_empty_folder(folder: Path) -> None:
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def keep_failed(executed: Path, out_dir: Path, digest: str, overrides: dict[str, Any], smoke: bool) -> str:
@@ -270,7 +449,8 @@ def keep_failed(executed: Path, out_dir: Path, digest: str, overrides: dict[str,
     try:
         add_run_metadata(executed, digest, overrides, smoke)
         target = failed_notebook_path(out_dir, executed.stem)
-        move_into_place(executed, target)
+        with signals_deferred(), publish_lock(out_dir):
+            move_into_place(executed, target)
     except Exception as error:  # never hide the notebook's own error behind this one
         return f"could not keep the executed notebook: {type(error).__name__}: {error}"
     return f"executed notebook kept at {target}"
@@ -309,10 +489,11 @@ def run_notebook(
     html: bool = True,
     smoke: bool = False,
 ) -> RunOutcome:
-    """Execute one notebook into `DIR/.staging-<stem>/`; publish its outputs only if it succeeds.
+    """Execute one notebook into its own `DIR/.staging-<stem>-<random>/`; publish its outputs only if it succeeds.
 
-    `overrides` must already be checked (see `build_overrides`). On failure the previous report in
-    `out_dir` is untouched and the executed notebook is kept at `DIR/failed/<stem>.ipynb`.
+    `overrides` must already be checked (see `build_overrides`); the caller holds the notebook's `run_lock`.
+    On failure the previous report in `out_dir` is untouched and the executed notebook is kept at
+    `DIR/failed/<stem>.ipynb`; on an interrupt (KeyboardInterrupt, `Interrupted`) nothing is kept.
     """
     source = Path(path).resolve()
     stem = source.stem
@@ -370,29 +551,40 @@ def run_all(
 
 
 def write_json_atomically(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as f:
-        f.write(text)
-    os.replace(f.name, path)
+    write_text_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def read_timings(path: Path) -> dict[str, float]:
+    """The previous `timings.json`; an unreadable one is started afresh, saying so (it holds only seconds)."""
+    if not path.exists():
+        return {}
+    try:
+        timings = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as error:
+        print(f"warning: {path} is not valid JSON ({error}); writing it afresh", file=sys.stderr)
+        return {}
+    return timings if isinstance(timings, dict) else {}
 
 
 def write_timings(out_dir: Path, outcomes: Sequence[RunOutcome]) -> Path:
-    """Merge the successful runs' seconds into `DIR/timings.json` (other notebooks' times are kept)."""
+    """Merge the successful runs' seconds into `DIR/timings.json` (other notebooks' times are kept; without a
+    successful run the file is left as it is)."""
     path = out_dir / "timings.json"
-    timings = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    timings.update({outcome.stem: round(outcome.seconds, 1) for outcome in outcomes if outcome.ok})
-    write_json_atomically(path, timings)
+    seconds = {outcome.stem: round(outcome.seconds, 1) for outcome in outcomes if outcome.ok}
+    if seconds:
+        with signals_deferred(), publish_lock(out_dir):
+            write_json_atomically(path, read_timings(path) | seconds)
     return path
 
 
 def claims_summary(out_dir: Path, stem: str) -> str:
-    """`held/total` from `DIR/results/<stem>.json`, or `-` when there is none."""
+    """`held/total` from `DIR/results/<stem>.json`, or `-` when there is none (or it cannot be read)."""
     path = out_dir / "results" / f"{stem}.json"
-    if not path.exists():
+    try:
+        claims = read_results_file(path)["claims"]
+    except (OSError, ResultsFileError):
         return "-"
-    claims = json.loads(path.read_text(encoding="utf-8")).get("claims", {})
-    held = sum(1 for claim in claims.values() if claim.get("holds"))
+    held = sum(1 for claim in claims.values() if claim["holds"])
     return f"{held}/{len(claims)}"
 
 
@@ -466,13 +658,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     out_dir = Path(args.out).resolve() if args.out else reports_dir().resolve()
-    html = not args.no_html
-    try:
-        outcomes = run_all(runs, out_dir, kernel, html=html, smoke=args.smoke, keep_going=args.keep_going)
-    except KeyboardInterrupt:
-        print("interrupted: the notebook being run was not published", file=sys.stderr)
-        return 130
-    write_timings(out_dir, outcomes)
+    with ExitStack() as locks:
+        try:
+            check_output_folder(out_dir)
+            check_published_results(out_dir, [notebook for notebook, _ in runs])
+            for notebook, _ in runs:
+                locks.enter_context(run_lock(out_dir, notebook.stem, describe_invocation(argv)))
+        except (OutputFolderError, ResultsFileError, FolderBusyError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        try:
+            with termination_as_interrupt():
+                outcomes = run_all(runs, out_dir, kernel, html=not args.no_html, smoke=args.smoke,
+                                   keep_going=args.keep_going)
+        except KeyboardInterrupt as error:
+            signum = error.signum if isinstance(error, Interrupted) else signal.SIGINT
+            print(f"interrupted ({signal.Signals(signum).name}): a notebook that had not finished was not "
+                  f"published; {out_dir} keeps its previous report", file=sys.stderr)
+            return 128 + signum
+        write_timings(out_dir, outcomes)
     print_summary(runs, outcomes, out_dir)
     return 0 if len(outcomes) == len(runs) and all(outcome.ok for outcome in outcomes) else 1
 
