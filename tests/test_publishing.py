@@ -233,6 +233,32 @@ def test_a_failed_publish_puts_everything_back(tmp_path, monkeypatch):
     assert snapshot(out) == before
 
 
+def test_documents_are_published_with_the_notebook_and_put_back_on_failure(tmp_path, monkeypatch):
+    out = tmp_path / "D"
+    before = previous_report(out)
+    (out / "FINDINGS.md").write_text("old findings")
+    staging = run.prepare_staging(out, STEM)
+    (staging / "documents").mkdir()
+    (staging / "documents" / "FINDINGS.md").write_text("new findings")
+    (staging / "results" / f"{STEM}.json").write_text("{}")
+    (staging / f"{STEM}.ipynb").write_text("{}")
+    real_replace = os.replace
+
+    def fail_on_the_notebook(source, target):
+        if Path(target) == out / f"{STEM}.ipynb" and Path(source).parent == staging:
+            raise OSError(28, "No space left on device")
+        real_replace(source, target)
+
+    monkeypatch.setattr(run.os, "replace", fail_on_the_notebook)
+    with pytest.raises(OSError):
+        run.publish(staging, out, STEM, html=False)
+    assert (out / "FINDINGS.md").read_text() == "old findings"  # a failed publish keeps the old document
+    monkeypatch.setattr(run.os, "replace", real_replace)
+    run.publish(staging, out, STEM, html=False)
+    assert (out / "FINDINGS.md").read_text() == "new findings" and (out / f"{STEM}.ipynb").read_text() == "{}"
+    assert before is not None
+
+
 # ---------------------------------------------------------------- interrupted runs, killed kernels
 
 

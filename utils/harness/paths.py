@@ -57,6 +57,12 @@ def figures_dir() -> Path:
     return Path(os.environ.get("TINFER_FIGURES_DIR", reports_dir() / "figures"))
 
 
+def documents_dir() -> Path:
+    """Where a notebook writes report documents such as FINDINGS.md: the runner points it at the staging folder
+    (published with the notebook, all or nothing); otherwise the report folder itself."""
+    return Path(os.environ.get("TINFER_DOCUMENTS_DIR", reports_dir()))
+
+
 def write_text_atomically(path: str | Path, text: str) -> Path:
     """Write `text` to `path` through a temporary file in the same folder and `os.replace`: a reader sees the
     old file or the new one, never half of one. The file gets the usual mode (0666 less the umask, 0644 by

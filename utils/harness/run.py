@@ -318,6 +318,7 @@ def kernel_environment(out_dir: Path, staging: Path) -> Iterator[None]:
     os.environ["TINFER_REPORTS_DIR"] = str(out_dir)
     os.environ["TINFER_RESULTS_DIR"] = str(staging / "results")
     os.environ["TINFER_FIGURES_DIR"] = str(staging / "figures")
+    os.environ["TINFER_DOCUMENTS_DIR"] = str(staging / "documents")
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), saved.get("PYTHONPATH")]))
     os.environ.pop("MPLBACKEND", None)  # ipykernel then uses its inline backend
     # tiny models run fastest, and bit-for-bit the same everywhere, on one CPU thread; set it to override
@@ -399,7 +400,9 @@ def failed_notebook_path(out_dir: Path, stem: str) -> Path:
 def publication(staging: Path, out_dir: Path, stem: str) -> list[tuple[Path, Path]]:
     """(new, published) pairs of one run; a `new` that does not exist removes the published file, so that
     nothing of an older run stays beside the new notebook. The executed notebook goes last."""
+    documents = sorted((staging / "documents").glob("*")) if (staging / "documents").is_dir() else []
     return [
+        *[(document, out_dir / document.name) for document in documents],  # e.g. FINDINGS.md of 00_findings
         (staging / "figures" / stem, out_dir / "figures" / stem),
         (staging / "results" / f"{stem}.json", out_dir / "results" / f"{stem}.json"),
         (staging / f"{stem}.html", out_dir / "html" / f"{stem}.html"),
