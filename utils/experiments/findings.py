@@ -11,7 +11,7 @@ from typing import Any
 
 from utils.harness.provenance import Claim, Metric, Sentence, render, render_all
 
-__all__ = ["ANSWERS", "AUDIT", "PITFALLS", "QUESTIONS", "ROWS", "SCOPE", "USER_MODEL_CLAIM_PREFIX", "Row",
+__all__ = ["ANSWERS", "AUDIT", "HF_DEFAULTS", "PITFALLS", "QUESTIONS", "ROWS", "SCOPE", "USER_MODEL_CLAIM_PREFIX", "Row",
            "all_sentences", "failing_claims", "findings_markdown", "missing_claims", "sanity_claims", "sentence_records", "sentences_of",
            "verdict_table"]
 
@@ -22,6 +22,8 @@ USER_MODEL_CLAIM_PREFIX = "audited_model_"
 NB01, NB02, NB03, NB04, NB04B, NB05, NB08, NB09 = (
     "01_shift_right", "02_causal_mask", "03_loss_masking", "04_tinfer_training", "04b_tinfer_sweep", "05_decoding",
     "08_architectures", "09_audit_your_model")
+NB10, NB11, NB12 = "10_tinfer_real_data", "11_data_parallel", "12_hf_defaults"
+FAMILIES = ("t5", "marian", "bart")
 
 QUESTIONS = ("Is this what T5 does?", "Is this what the original Transformer does?",
              "Is this what T5 and the original Transformer do in Hugging Face?")
@@ -290,6 +292,52 @@ PITFALLS = (
              title="The translation pipeline is gone"),
 )
 
+HF_DEFAULTS = (
+    Sentence("defaults.padding", "hf_defaults",
+             "No family builds a decoder padding mask by itself: called with `labels` only, T5, Marian and BART "
+             "apply a causal mask with the pad keys visible, from the library's default configs and from the "
+             "checkpoints' configs alike.",
+             claims=tuple(claim(NB12, f"{f}_labels_only_mask_is_causal_only_pads_visible",
+                                "the mask that reached the attention, captured") for f in FAMILIES),
+             title="No padding mask unless you pass one"),
+    Sentence("defaults.cache", "hf_defaults",
+             "With `labels`, T5 keeps the key/value cache on while Marian and BART turn it off.",
+             claims=(claim(NB12, "t5_forward_with_labels_keeps_use_cache", "the cache returned by a labels call"),
+                     claim(NB12, "marian_forward_with_labels_turns_cache_off", "the same for Marian"),
+                     claim(NB12, "bart_forward_with_labels_turns_cache_off", "the same for BART")),
+             title="use_cache with labels"),
+    Sentence("defaults.no_decoder_inputs", "hf_defaults",
+             "Called with neither labels nor decoder inputs, BART decodes its own input shifted right, T5 raises an "
+             "error, and Marian raises one that blames both inputs being given.",
+             claims=(claim(NB12, "bart_builds_decoder_inputs_from_input_ids", "the decoder inputs BART built"),
+                     claim(NB12, "t5_neither_raises_value_error", "the error T5 raised"),
+                     claim(NB12, "marian_neither_raises_misleading_both_error", "the error Marian raised")),
+             title="Neither labels nor decoder inputs"),
+    Sentence("defaults.four_d", "hf_defaults",
+             "A 4-D `decoder_attention_mask` replaces the causal mask in every family: a padding-only 4-D mask is "
+             "how to reproduce the researcher's setup inside HF, and the decoder then sees the future.",
+             claims=tuple(claim(NB12, f"{f}_4d_decoder_attention_mask_replaces_causal_mask",
+                                "the applied mask, and the audit on the logits") for f in FAMILIES),
+             title="A 4-D mask replaces the causal mask"),
+    Sentence("defaults.generate", "hf_defaults",
+             "A bare `generate()` is greedy and stops after the default limit of new tokens even on t5-small's "
+             "config, whose translation settings in `task_specific_params` it ignores; opus-mt's config decodes "
+             "with `num_beams=4` up to `max_length=512`.",
+             claims=(claim(NB12, "bare_generate_stops_after_20_new_tokens", "new tokens of a bare generate()"),
+                     claim(NB12, "t5_small_config_generate_ignores_task_specific_params",
+                           "generate() on a model with t5-small's documented config"),
+                     claim(NB12, "opus_mt_config_decodes_with_4_beams", "the beams generate() ran"),
+                     claim(NB12, "opus_mt_config_decodes_up_to_max_length_512", "the length limit it applied")),
+             title="What generate() does without arguments"),
+    Sentence("defaults.configs", "hf_defaults",
+             "The library's default configs are not the checkpoints: `T5Config()` defines no "
+             "`decoder_start_token_id`, and `MarianConfig()` has no embedding scale and a gelu activation, unlike "
+             "opus-mt; the collection's Marian follows opus-mt.",
+             claims=(claim(NB12, "t5_default_config_has_no_decoder_start_token_id", "the attribute, looked up"),
+                     claim(NB12, "marian_default_config_scale_embedding_false", "the built model's embedding scale")),
+             title="Default configs are not checkpoints"),
+)
+
 AUDIT = (
     Sentence("audit.examples", "audit",
              "The audit command flags the researcher's no-mask example and passes the causal one, an "
@@ -337,7 +385,8 @@ SCOPE = (
 
 def all_sentences() -> list[Sentence]:
     cells = [s for row in ROWS for s in (row.hf_t5, row.hf_marian, row.verdict)]
-    return cells + [s for group in ANSWERS.values() for s in group] + list(PITFALLS) + list(AUDIT) + list(SCOPE)
+    return (cells + [s for group in ANSWERS.values() for s in group] + list(PITFALLS) + list(HF_DEFAULTS)
+            + list(AUDIT) + list(SCOPE))
 
 
 def sentences_of(notebook: str) -> list[Sentence]:
@@ -361,7 +410,7 @@ def sentence_records(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]
     for question, group in ANSWERS.items():
         for record in render_all(list(group), results):
             records.append(record | {"title": question})
-    return records + render_all(list(PITFALLS) + list(AUDIT) + list(SCOPE), results)
+    return records + render_all(list(PITFALLS) + list(HF_DEFAULTS) + list(AUDIT) + list(SCOPE), results)
 
 
 def verdict_table(records: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -442,6 +491,7 @@ def findings_markdown(records: list[dict[str, Any]], results: dict[str, dict[str
         "## Verdict table", markdown_table(verdict_table(records)),
         "## Answers", *answers,
         "## Pitfalls measured in the collection", *section("pitfall"),
+        "## HF's defaults, measured (notebook 12)", *section("hf_defaults"),
         "## What notebook 09 found on the model it audited", *section("audit"),
         "## Claims", claims_line,
         "## Key figures", *[f"![{name}](figures/{name})" for name in figures],
