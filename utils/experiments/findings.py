@@ -11,9 +11,11 @@ from typing import Any
 
 from utils.harness.provenance import Claim, Metric, Sentence, render, render_all
 
-__all__ = ["ANSWERS", "AUDIT", "HF_DEFAULTS", "PITFALLS", "QUESTIONS", "ROWS", "SCOPE", "USER_MODEL_CLAIM_PREFIX", "Row",
-           "all_sentences", "failing_claims", "findings_markdown", "missing_claims", "sanity_claims", "sentence_records", "sentences_of",
-           "verdict_table"]
+__all__ = [
+    "ANSWERS", "AUDIT", "HF_DEFAULTS", "PITFALLS", "QUESTIONS", "ROWS", "SCOPE", "USER_MODEL_CLAIM_PREFIX", "Row",
+    "all_sentences", "failing_claims", "findings_markdown", "missing_claims", "sanity_claims", "sentence_records",
+    "sentences_of", "verdict_table",
+]
 
 # Claims about the model a user audits in notebook 09 describe THAT model (the default audits a leaky
 # example on purpose); they are reported apart, not counted as failures of the collection.
