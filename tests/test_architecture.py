@@ -123,7 +123,15 @@ def test_vocab_tensors_tied_and_untied(models, tokenizers):
         assert arch.vocab_tensors(models[family], len(tokenizers[family]))["tied"]
     assert arch.vocab_tensors(models["t5"], len(tokenizers["t5"]))["final_logits_bias"] is None
     bias = arch.vocab_tensors(models["marian"], len(tokenizers["marian"]))["final_logits_bias"]
-    assert bias == {"shape": [1, len(tokenizers["marian"])], "trainable": False, "all_zero": True}
+    assert bias == {"shape": [1, len(tokenizers["marian"])], "trainable": False, "registered_buffer": True,
+                    "all_zero": True}
+    assert arch.summarize("final_logits_bias", {"final_logits_bias": bias}) == (
+        "buffer", f"(1, {len(tokenizers['marian'])}) buffer, not a Parameter, zeros at init")
+    as_parameter = variant("marian", tokenizers["marian"])
+    as_parameter.final_logits_bias = nn.Parameter(torch.ones(1, len(tokenizers["marian"])))
+    changed = arch.vocab_tensors(as_parameter, len(tokenizers["marian"]))["final_logits_bias"]
+    assert changed["trainable"] and not changed["registered_buffer"] and not changed["all_zero"]
+    assert arch.summarize("final_logits_bias", {"final_logits_bias": changed})[0] == "parameter"
     untied = variant("bart", tokenizers["bart"], tie_word_embeddings=False)
     found = arch.vocab_tensors(untied, len(tokenizers["bart"]))
     assert not found["tied"] and found["distinct_vocab_parameters"] > 1
@@ -212,3 +220,34 @@ def test_probes_work_on_a_real_sized_batch(models, tokenizers):
     batch = batch_pairs(tokenizers["t5"], load_pairs("test", limit=3))
     assert arch.norm_placement(models["t5"], "t5", batch)["placement"] == "pre-LN"
     assert math.isclose(arch.output_scale(models["t5"], "t5", batch)["residual"], 0.0, abs_tol=1e-4)
+
+
+def test_library_default_config_changes_only_the_sizes():
+    marian = arch.library_default_config("marian")
+    assert (marian.d_model, marian.encoder_layers, marian.encoder_ffn_dim) == (64, 2, 256)
+    assert marian.activation_function == "gelu" and marian.scale_embedding is False
+    assert marian.vocab_size == 58101 and marian.decoder_start_token_id == marian.pad_token_id == 58100
+    t5 = arch.library_default_config("t5")
+    assert (t5.d_model, t5.d_kv, t5.num_heads) == (64, 16, 4) and not hasattr(t5, "decoder_start_token_id")
+    assert arch.start_token_id(t5) == t5.pad_token_id == 0
+    assert arch.start_token_id(arch.library_default_config("bart")) == 2
+    with pytest.raises(ValueError, match="family must be one of"):
+        arch.library_default_config("tinfer")
+    with pytest.raises(ValueError, match="size must be one of"):
+        arch.library_default_config("t5", "huge")
+
+
+def test_probes_on_library_default_models(batches):
+    """MarianConfig() differs from the collection's opus-mt style config; T5Config() has no start token."""
+    marian = arch.build_library_default_model("marian")
+    assert arch.ffn_activation(marian, "marian", batches["marian"])["activation"] == "gelu"
+    assert arch.embedding_scale(marian, "marian", batches["marian"]["input_ids"])["scale"] == "1"
+    t5 = arch.build_library_default_model("t5")
+    start = arch.decoder_start(t5, "t5", None, batches["t5"])
+    assert start["role"] == "not defined" and start["first_input_from_labels"].startswith("AttributeError")
+    assert start["first_token_of_generate"].startswith("ValueError")
+    assert arch.summarize("decoder_start", start) == ("not defined", "not defined: labels and generate() raise")
+    assert arch.norm_placement(t5, "t5", batches["t5"])["placement"] == "pre-LN"  # runs without a start id
+    torch.manual_seed(0)
+    assert arch.dropout_settings(t5, "t5", batches["t5"])["train_mode_max_abs_diff"] > 0
+    assert arch.decoder_causality(t5, batches["t5"], 100)["causal"]

@@ -12,9 +12,13 @@ For the original Transformer (Vaswani et al. 2017) the collection has only the p
     ffn_activation          the function between the two FFN projections, found from hooked tensors
     bias_census             Linear and norm layers with and without bias
     dropout_settings        dropout probabilities in the config and whether training mode is stochastic
-    decoder_causality       whether decoder position t reacts to inputs after t (utils.handwritten.leakage_audit.future_leakage)
+    decoder_causality       whether decoder position t reacts to inputs after t (leakage_audit.future_leakage)
     decoder_start           the first decoder input from labels and from generation
     decoding_defaults       the generation config a built model carries
+
+Each HF family is probed twice: on the collection's config (`utils.workbench.models.build_config`, opus-mt style
+for Marian) and on the library's default config (`T5Config()`, `MarianConfig()`, `BartConfig()` with only the sizes
+shrunk: `build_library_default_model`), so a cell can say which of the two it describes.
 
 plus the data of the figure "sinusoidal positions vs T5's relative-position buckets".
 Models are expected in float32 and eager attention (`build_model(..., attn_implementation="eager")`).
@@ -26,13 +30,21 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 from torch import nn
+from transformers import (
+    BartConfig,
+    BartForConditionalGeneration,
+    MarianConfig,
+    MarianMTModel,
+    T5Config,
+    T5ForConditionalGeneration,
+)
 from transformers.models.t5.modeling_t5 import T5Attention
 
 from utils.handwritten.decoding import greedy_decode
 from utils.handwritten.leakage_audit import future_leakage, seq2seq_logits_fn
 from utils.handwritten.teacher_forcing import shift_right
 from utils.handwritten.tinfer import sinusoidal_positions
-from utils.workbench.models import check_model_name_or_path
+from utils.workbench.models import SIZES, check_model_name_or_path
 
 HF_FAMILIES = ("t5", "marian", "bart")
 ACTIVATIONS = {
@@ -52,6 +64,40 @@ def checkpoint_family(model_name_or_path: str) -> str:
     if model_type not in HF_FAMILIES:
         raise ValueError(f"parameter 'model_name_or_path' holds a {model_type!r} model; allowed: {HF_FAMILIES}")
     return model_type
+
+
+def library_default_config(family: str, size: str = "tiny"):
+    """`T5Config()`, `MarianConfig()` or `BartConfig()` as the installed library ships them, with only the sizes of
+    `SIZES[size]` (width, heads, FFN, layers) changed: vocabulary, special ids, activation, scaling and positions stay
+    the library's defaults."""
+    if family not in HF_FAMILIES:
+        raise ValueError(f"family must be one of {HF_FAMILIES}, got {family!r}")
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {tuple(SIZES)}, got {size!r}")
+    dims = SIZES[size]
+    if family == "t5":
+        return T5Config(d_model=dims["d_model"], d_kv=dims["d_model"] // dims["n_heads"], d_ff=dims["d_ff"],
+                        num_layers=dims["n_layers"], num_heads=dims["n_heads"])
+    config_class = MarianConfig if family == "marian" else BartConfig
+    return config_class(d_model=dims["d_model"], encoder_layers=dims["n_layers"], decoder_layers=dims["n_layers"],
+                        encoder_attention_heads=dims["n_heads"], decoder_attention_heads=dims["n_heads"],
+                        encoder_ffn_dim=dims["d_ff"], decoder_ffn_dim=dims["d_ff"])
+
+
+def build_library_default_model(family: str, size: str = "tiny", seed: int = 0) -> nn.Module:
+    """A freshly initialised HF model of `library_default_config(family, size)`, eager attention, eval mode."""
+    config = library_default_config(family, size)
+    config._attn_implementation = "eager"
+    model_class = {"t5": T5ForConditionalGeneration, "marian": MarianMTModel, "bart": BartForConditionalGeneration}
+    torch.manual_seed(seed)
+    return model_class[family](config).eval()
+
+
+def start_token_id(config) -> int:
+    """The config's decoder start id; the pad id where the config defines none (`T5Config()` does not: the released
+    T5 checkpoints set it to pad). For probes whose answer does not depend on the start token."""
+    start = getattr(config, "decoder_start_token_id", None)
+    return config.pad_token_id if start is None else start
 
 
 def check_family(family: str) -> str:
@@ -122,11 +168,20 @@ def recording(modules: dict[str, nn.Module]):
             handle.remove()
 
 
+def _call(model, batch: dict[str, torch.Tensor]):
+    """model(input_ids, attention_mask, labels): the model builds its decoder input from labels. A config without
+    a decoder start id (`T5Config()`) cannot, so there the decoder input is given: shift_right(labels) from pad."""
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"], "labels": batch["labels"]}
+    if getattr(model.config, "decoder_start_token_id", None) is None:
+        inputs["decoder_input_ids"] = shift_right(batch["labels"], model.config.pad_token_id, model.config.pad_token_id)
+    return model(**inputs)
+
+
 @torch.no_grad()
 def forward(model, family: str, batch: dict[str, torch.Tensor]):
     """One teacher-forced forward pass in eval mode (labels only: the model builds its decoder input)."""
     model.eval()
-    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+    return _call(model, batch)
 
 
 # ---------------------------------------------------------------- positions
@@ -312,6 +367,7 @@ def vocab_tensors(model, vocab_size: int) -> dict:
             "tied": len(parameters) == 1,
             "final_logits_bias": None if bias is None else {
                 "shape": list(bias.shape), "trainable": any(p is bias for p in model.parameters()),
+                "registered_buffer": any(b is bias for _, b in model.named_buffers()),
                 "all_zero": bool((bias == 0).all())}}
 
 
@@ -349,8 +405,8 @@ def dropout_settings(model, family: str, batch: dict[str, torch.Tensor]) -> dict
     passes = {}
     for mode in ("train", "eval"):
         model.train(mode == "train")
-        first = model(**batch).logits
-        second = model(**batch).logits
+        first = _call(model, batch).logits
+        second = _call(model, batch).logits
         passes[mode] = float((first - second).abs().max())
     model.eval()
     return {"config": values, "train_mode_max_abs_diff": passes["train"], "eval_mode_max_abs_diff": passes["eval"]}
@@ -365,7 +421,7 @@ def decoder_causality(model, batch: dict[str, torch.Tensor], vocab_size: int, sp
     """Perturb each decoder input position in turn (one teacher-forced pass, no decoder padding mask):
     causal when no output position moves for a change after it."""
     model.eval()
-    decoder_input_ids = shift_right(batch["labels"], model.config.decoder_start_token_id, model.config.pad_token_id)
+    decoder_input_ids = shift_right(batch["labels"], start_token_id(model.config), model.config.pad_token_id)
     logits_fn = seq2seq_logits_fn(model, batch["input_ids"], batch["attention_mask"])
     report = future_leakage(logits_fn, decoder_input_ids, vocab_size, n_trials=n_trials, tolerance=tolerance,
                             seed=seed, special_ids=special_ids)
@@ -374,11 +430,28 @@ def decoder_causality(model, batch: dict[str, torch.Tensor], vocab_size: int, sp
 
 
 
+def _outcome(function):
+    """function()'s value, or the error it raises as "Type: message" (the error is the measurement)."""
+    try:
+        return function()
+    except (AttributeError, ValueError) as error:
+        return f"{type(error).__name__}: {str(error)[:120]}"
+
+
 @torch.no_grad()
 def decoder_start(model, family: str, tokenizer, batch: dict[str, torch.Tensor]) -> dict:
-    """The decoder's first input when training from labels and when generating, and what that token is."""
+    """The decoder's first input when training from labels and when generating, and which special id it is
+    (pad / eos / bos of the config). `tokenizer` may be None (no token name); a config without a start id
+    (`T5Config()`) is reported with the errors that labels and generate() raise."""
     config = model.config
     model.eval()
+    start = getattr(config, "decoder_start_token_id", None)
+    if start is None and family != "tinfer":
+        return {"decoder_start_token_id": None, "token": None, "role": "not defined",
+                "first_input_from_labels": _outcome(lambda: model.prepare_decoder_input_ids_from_labels(
+                    labels=batch["labels"])),
+                "first_token_of_generate": _outcome(lambda: model.generate(
+                    input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], max_new_tokens=1))}
     if family == "tinfer":
         from_labels = shift_right(batch["labels"], config.decoder_start_token_id, config.pad_token_id)
         generated = greedy_decode(model, batch["input_ids"], batch["attention_mask"], max_new_tokens=1)
@@ -386,10 +459,10 @@ def decoder_start(model, family: str, tokenizer, batch: dict[str, torch.Tensor])
         from_labels = model.prepare_decoder_input_ids_from_labels(labels=batch["labels"])
         generated = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                                    max_new_tokens=1, do_sample=False, num_beams=1)
-    start = config.decoder_start_token_id
-    role = "pad" if start == tokenizer.pad_token_id else "eos" if start == tokenizer.eos_token_id else (
-        "bos" if start == tokenizer.bos_token_id else "other")
-    return {"decoder_start_token_id": start, "token": tokenizer.convert_ids_to_tokens(start), "role": role,
+    role = "pad" if start == config.pad_token_id else "eos" if start == config.eos_token_id else (
+        "bos" if start == getattr(config, "bos_token_id", None) else "other")
+    token = tokenizer.convert_ids_to_tokens(start) if tokenizer is not None else None
+    return {"decoder_start_token_id": start, "token": token, "role": role,
             "first_input_from_labels": sorted(set(from_labels[:, 0].tolist())),
             "first_token_of_generate": sorted(set(generated[:, 0].tolist()))}
 
@@ -471,8 +544,10 @@ def _final_logits_bias(e: dict):
     bias = e["final_logits_bias"]
     if bias is None:
         return None, "none"
-    kind = "parameter" if bias["trainable"] else "buffer, not trained"
-    return "buffer", f"{tuple(bias['shape'])} {kind}" + (", zeros" if bias["all_zero"] else "")
+    if bias["trainable"]:
+        return "parameter", f"{tuple(bias['shape'])} parameter"
+    kind = "buffer" if bias.get("registered_buffer", True) else "plain tensor"
+    return kind, f"{tuple(bias['shape'])} {kind}, not a Parameter" + (", zeros at init" if bias["all_zero"] else "")
 
 
 def _biases(e: dict):
@@ -492,7 +567,10 @@ def _causal(e: dict):
 
 
 def _decoder_start(e: dict):
-    return e["role"], f"{e['token']} (id {e['decoder_start_token_id']}) = {e['role']}"
+    if e["decoder_start_token_id"] is None:
+        return e["role"], "not defined: labels and generate() raise"
+    token = f"{e['token']} " if e["token"] is not None else ""
+    return e["role"], f"{token}(id {e['decoder_start_token_id']}) = {e['role']}"
 
 
 def _decoding(e: dict | None):
