@@ -3,7 +3,9 @@
 HF models and the hand-written `TinferModel` are both called as `model(**batch)` with `labels` and
 return `.loss` (a token mean over labels != -100). AdamW, warm-up then a decay schedule, gradient
 clipping, a seeded data order. The loop goes through `accelerate`, so the same code runs on a GPU or
-several devices (`accelerate launch`); here it runs as a single CPU process.
+several devices (`accelerate launch`); here it runs as a single CPU process. Under several processes its loss
+is each rank's own token mean (the naive per-rank mean of notebook 11); `python -m utils.train`
+(`utils.experiments.train_command`) normalises by the global token count instead.
 """
 
 import time
