@@ -134,3 +134,17 @@ def test_the_code_under_study_has_a_small_public_surface():
         assert public <= defined, f"{path.name}: __all__ names what it does not define: {public - defined}"
         undeclared = {name for name in defined - public if not name.startswith("_")}
         assert not undeclared, f"{path.name}: public names outside __all__ (prefix them with _): {sorted(undeclared)}"
+
+
+def test_the_module_map_lists_every_module_once():
+    import utils
+
+    listed = {}
+    room = None
+    for line in utils.__doc__.splitlines():
+        if line.endswith("/") or (line and not line.startswith(" ") and "/" in line.split()[0]):
+            room = line.split("/")[0].strip()
+        elif line.startswith("    ") and room in ROOMS:
+            listed.setdefault(room, []).append(line.split()[0])
+    present = {r: sorted(p.stem for p in (UTILS / r).glob("*.py") if p.stem != "__init__") for r in ROOMS}
+    assert {r: sorted(names) for r, names in listed.items()} == present

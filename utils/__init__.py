@@ -1,1 +1,59 @@
-"""Shared helpers for the tinfer notebooks: one idea per module."""
+"""Helpers of the tinfer notebooks, in four rooms; imports point only left-to-right in `handwritten <- workbench <-
+experiments` and `harness <- experiments` (tests/test_layout.py). One line per module:
+
+handwritten/   the code under study: read it in one sitting
+    teacher_forcing     shift_right, causal and padding masks, the masked token-mean loss
+    tinfer              the hand-written encoder-decoder, with or without the decoder's causal mask
+    losses              label smoothing three ways, step-by-step losses, gradient accumulation by hand
+    decoding            greedy, sampling, beam and constrained search written out (what generate() runs)
+    leakage_audit       does decoder position t see tokens after t? the black-box audit and mask capture
+    seq2seq             the one place that tells a TinferModel from an HF model; special token ids
+
+workbench/     what experiments are built from
+    data                the numbers-and-dates translation corpus and the English text corpus
+    tokenizers          the small trained T5-, Marian- and BART-style tokenizers
+    models              model builders: tiny HF T5 / Marian / BART from configs, and tinfer
+    batching            text pairs to padded tensors, as DataCollatorForSeq2Seq pads them
+    training            the one training loop every variant uses
+    distributed         data parallelism and the loss: global token normalisation across ranks
+    metrics             exact match, chrF, BLEU, word and phoneme error rates
+    uncertainty         bootstrap intervals, paired differences, spread over seeds
+    device              device="auto" and to_device(batch, device)
+    reproducibility     set_seed
+    cmudict             the CMU Pronouncing Dictionary: loader and split by word
+
+experiments/   one module per notebook's experiment
+    findings            00: every findings sentence generated from the claims that test it
+    trainer_measurements 03: what Seq2SeqTrainer does to the loss and the update
+    tinfer_training     04 (and 04b): the researcher's setup against a causal mask, HF T5 and Marian
+    lm_objectives       06: causal LM, masked LM and T5 span corruption by hand
+    recipe              07: HF's translation recipe on transformers 5.x
+    architecture        08: architectures read off built models
+    audit_your_model    09: the audit of a user's model (also `python -m utils.audit_model`)
+    auditable_models    09: the interface the audit takes, and adapters for HF, nn.Transformer, recurrent models
+    real_data           10: the experiment on CMUdict grapheme-to-phoneme
+    g2p_en_model        10: the pretrained g2p-en GRU encoder-decoder as a torch module
+    data_parallel       11: gloo processes on the CPU and what data parallelism does to the loss
+    train_command       the training command (`python -m utils.train`), one process or many
+    hf_defaults         12: HF's defaults measured, per family, config and call form
+    bench               `make bench`: hand-written vs HF, same model and inputs
+
+harness/       running and reporting
+    run                 the runner (`python -m utils.run`): checks parameters, stages, publishes all or nothing
+    parameters          the parameters cell: read, coerce, declarative rules
+    results             the results recorder: claims, metrics, timings, versions
+    provenance          sentences generated from the claims that test them
+    paths               repository paths; where a run writes
+    figures             one way to save figures
+    markdown            Markdown tables
+    source              show a hand-written function beside the installed HF lines
+    kernel              which Jupyter kernel runs the notebooks
+    render              what `make run` renders beyond the notebooks: deck, site, index
+    sentences           the findings records the deck and the site read
+    deck                the lab-meeting deck from the findings records
+    site                the offline report site
+    site_hooks          mkdocs hooks that keep the site offline
+    browser             headless Chromium through Playwright, for the browser tests
+
+The top-level modules (run, data, tokenizers, render, bench, audit_model, train) only start commands.
+"""

@@ -1,1 +1,1 @@
-"""experiments"""
+"""One helper module per notebook's experiment; may import every other room."""

@@ -1,1 +1,1 @@
-"""harness"""
+"""Running and reporting: the runner, parameters, results, provenance, figures, rendering; imports no other room."""
