@@ -97,3 +97,14 @@ def test_results_problems_checks_each_claim():
         "claim 'y' must be an object, got int",
     ]
     assert results_problems([], "03_c") == ["the top level must be an object, got a list"]
+
+
+def test_results_differences_names_what_changed():
+    from utils.harness.results import results_differences
+
+    run = {"claims": {"a": {"holds": True}}, "metrics": {"x": 1.0}, "timings": {"t": 1}}
+    assert results_differences({"01": run}, {"01": {**run, "timings": {"t": 2}}}) == []
+    changed = {"claims": {"a": {"holds": False}, "b": {"holds": True}}, "metrics": {"x": 1.5}}
+    assert results_differences({"01": run}, {"01": changed, "02": run}) == [
+        "01: claim ids differ: ['b']", "01: claim a holds True -> False", "01: metric x 1.0 -> 1.5",
+        "02: only in after"]

@@ -181,3 +181,23 @@ def load_all_results(directory: str | Path | None = None) -> dict[str, dict[str,
     """Every `<stem>.json` of the folder, checked (ResultsFileError names the first bad file), by stem."""
     directory = Path(directory) if directory is not None else results_dir()
     return {p.stem: read_results_file(p) for p in sorted(directory.glob("*.json"))}
+
+
+def results_differences(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> list[str]:
+    """Where two sets of results (notebook -> results JSON) differ in their claim ids, claim verdicts or metrics:
+    the check that a refactoring changed no number (timings and versions are not compared)."""
+    problems = []
+    for stem in sorted(set(before) | set(after)):
+        if stem not in before or stem not in after:
+            problems.append(f"{stem}: only in {'after' if stem in after else 'before'}")
+            continue
+        old, new = before[stem], after[stem]
+        if set(old["claims"]) != set(new["claims"]):
+            problems.append(f"{stem}: claim ids differ: {sorted(set(old['claims']) ^ set(new['claims']))}")
+        problems += [f"{stem}: claim {c} holds {old['claims'][c]['holds']} -> {new['claims'][c]['holds']}"
+                     for c in sorted(set(old["claims"]) & set(new["claims"]))
+                     if old["claims"][c]["holds"] != new["claims"][c]["holds"]]
+        problems += [f"{stem}: metric {m} {old['metrics'].get(m)!r} -> {new['metrics'].get(m)!r}"
+                     for m in sorted(set(old["metrics"]) | set(new["metrics"]))
+                     if old["metrics"].get(m) != new["metrics"].get(m)]
+    return problems
