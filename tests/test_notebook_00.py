@@ -27,7 +27,7 @@ def test_00_findings_records_the_table_claims_consistently(findings, smoke_repor
     assert all_hold["holds"] == (failing_claims(results) == [])
     assert all_hold["evidence"]["not_holding"] == failing_claims(results)
     assert findings["metrics"]["notebooks_read"] == len(OTHER_NOTEBOOKS)
-    records = findings["metrics"]["sentence_records"]
+    records = findings["sentences"]
     assert findings["metrics"]["sentences"] == len(records) and findings["claims"]["every_sentence_names_its_claims"]
     assert all(record["claims"] for record in records)
 
@@ -35,6 +35,6 @@ def test_00_findings_records_the_table_claims_consistently(findings, smoke_repor
 def test_00_findings_markdown_has_every_rendered_sentence(findings, smoke_reports):
     markdown = (smoke_reports / "FINDINGS.md").read_text(encoding="utf-8")
     assert "| topic |" in markdown and "Is this what the original Transformer does?" in markdown
-    for record in findings["metrics"]["sentence_records"]:
+    for record in findings["sentences"]:
         if record["section"] in ("answer", "pitfall", "scope", "audit"):
             assert record["text"] in markdown

@@ -61,6 +61,7 @@ class Results:
         self.claims: dict[str, dict[str, Any]] = {}
         self.metrics: dict[str, Any] = {}
         self.timings: dict[str, float] = {}
+        self.records: dict[str, Any] = {}  # further top-level sections, e.g. the findings' "sentences"
 
     def claim(self, claim_id: str, holds: bool, statement: str, evidence: Any = None, sanity: bool = False) -> bool:
         """Record a checked statement; print it with its verdict. Returns `holds`.
@@ -101,7 +102,15 @@ class Results:
             "metrics": self.metrics,
             "timings": self.timings,
             "versions": library_versions(),
+            **self.records,
         }
+
+    def record(self, section: str, value: Any) -> Any:
+        """A top-level section of its own in the results JSON (not a metric): e.g. the findings' sentence records."""
+        if section in ("notebook", "parameters", "claims", "metrics", "timings", "versions"):
+            raise ValueError(f"section {section!r} is one of the recorder's own; choose another name")
+        self.records[section] = _jsonable(value)
+        return value
 
     def save(self, directory: str | Path | None = None) -> Path:
         directory = Path(directory) if directory is not None else results_dir()
