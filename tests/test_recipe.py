@@ -1,4 +1,4 @@
-"""utils.experiments.recipe: the HF translation recipe's pieces on transformers 5.x (dataset, preprocessing, metrics, trainer)."""
+"""utils.experiments.recipe: the HF translation recipe on transformers 5.x (data, preprocessing, metrics, trainer)."""
 
 import numpy as np
 import pytest
@@ -151,3 +151,43 @@ def test_greedy_predictions_match_predict(trainer, tokenized, t5_tokenizer):
     assert recipe.token_ids_to_lists(prediction.predictions, *special) == from_greedy
     shorter = recipe.greedy_predictions(trainer.model, tokenized["test"], trainer.data_collator, 4, max_new_tokens=2)
     assert all(batch.shape[1] <= 3 for batch in shorter)
+
+
+def test_scores_by_kind_splits_and_counts():
+    by_kind = recipe.scores_by_kind(["10. Juli 1967", "zwei", "drei"], ["10. Juli 1967", "zwei", "vier"],
+                                    ["date", "number", "number"])
+    assert by_kind["date"]["exact_match"] == 1.0 and by_kind["date"]["examples"] == 1
+    assert by_kind["number"]["exact_match"] == 0.5 and by_kind["number"]["examples"] == 2
+    with pytest.raises(ValueError):
+        recipe.scores_by_kind(["a"], ["a"], [])
+
+
+def test_bleu_tokens_are_sacrebleus_13a():
+    assert recipe.bleu_tokens("10. Juli 1967") == ["10", ".", "Juli", "1967"]
+    assert recipe.bleu_tokens(" neunhundertzweiunddreißig ") == ["neunhundertzweiunddreißig"]
+
+
+def test_bleu_by_length_one_word_outputs_score_zero_even_when_right():
+    hyps, refs = ["10. Juli 1967", "zwei", "drei"], ["10. Juli 1967", "zwei", "vier"]
+    stats = recipe.bleu_by_length(hyps, refs, min_tokens=4)
+    assert [stats[g]["pairs"] for g in ("all", "long", "short")] == [3, 1, 2]
+    assert stats["short"]["bleu"] == 0.0 and stats["short"]["exact_match"] == 0.5
+    assert stats["long"]["bleu"] == pytest.approx(100.0) and stats["all"]["counts"][3] == stats["long"]["counts"][3]
+    assert stats["all"]["bleu"] > 90  # one date right, one number of two: BLEU above 90, exact match 2/3
+    multi_word = recipe.bleu_by_length(["zwei und zwanzig drei vier", "zwei"], ["zweiundzwanzig", "zwei"])
+    assert multi_word["short"]["bleu"] > 0  # sacrebleu's exp smoothing: a long output gets BLEU above 0
+    assert recipe.bleu_by_length(["a"], ["a"])["long"] == {"pairs": 0}
+    with pytest.raises(ValueError):
+        recipe.bleu_by_length([], [])
+
+
+def test_round_trip_mismatches_finds_what_decoding_changes(t5_tokenizer):
+    assert recipe.round_trip_mismatches(t5_tokenizer, ["10. Juli 1967", "neunhundertzweiunddreißig"]) == []
+    assert recipe.round_trip_mismatches(t5_tokenizer, ["x  y"]) == [{"text": "x  y", "decoded": "x y"}]
+
+
+def test_generation_lengths_counts_cut_and_eos_less_outputs():
+    ids = np.array([[0, 5, 1, 0, 0], [0, 5, 6, 7, 1], [0, 5, 6, 7, 8]])
+    found = recipe.generation_lengths(ids, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, max_length=5)
+    assert found == {"outputs": 3, "longest_output_tokens": 4, "without_eos": 1, "at_the_length_limit": 2,
+                     "max_length": 5}

@@ -11,14 +11,21 @@ The steps of HF's `translation.ipynb`, each with the 5.x API:
 and two checks that tie the recipe to the hand-written code: `trainer_losses` (the Trainer's loss next
 to the model's and a hand-computed cross-entropy) and `greedy_predictions` (the hand-written greedy
 loop over the same batches that `Seq2SeqTrainer.predict` generates for).
+
+Reading the scores: `scores_by_kind` (exact match, chrF and BLEU per kind of example: one-word numbers,
+four-token dates), `bleu_by_length` (sacrebleu's n-gram statistics of short and long references apart),
+`round_trip_mismatches` (does decoding the tokenized reference give the reference back?) and
+`generation_lengths` (did any output run into the generation length limit?).
 """
 
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import sacrebleu
 import torch
 from datasets import DatasetDict, load_dataset
+from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
 from transformers import DataCollatorForSeq2Seq, EvalPrediction, Seq2SeqTrainer, Seq2SeqTrainingArguments
 
 from utils.handwritten.decoding import greedy_decode
@@ -218,3 +225,64 @@ def greedy_predictions(model, dataset, collator: DataCollatorForSeq2Seq, batch_s
         outputs.append(greedy_decode(model, batch["input_ids"].to(device), batch["attention_mask"].to(device),
                                      max_new_tokens=max_new_tokens, forced_eos_token_id=forced_eos_token_id))
     return outputs
+
+
+def scores_by_kind(hypotheses: list[str], references: list[str], kinds: list[str]) -> dict[str, dict[str, float]]:
+    """`translation_scores` of each kind of example apart (e.g. "number", "date"), with the example count."""
+    if not len(hypotheses) == len(references) == len(kinds):
+        raise ValueError(f"need one kind per pair, got {len(hypotheses)}, {len(references)}, {len(kinds)}")
+    by_kind = {}
+    for kind in sorted(set(kinds)):
+        rows = [i for i, k in enumerate(kinds) if k == kind]
+        by_kind[kind] = {**translation_scores([hypotheses[i] for i in rows], [references[i] for i in rows]),
+                         "examples": len(rows)}
+    return by_kind
+
+
+def bleu_tokens(text: str) -> list[str]:
+    """The tokens sacrebleu's default BLEU counts n-grams over (the 13a tokenizer): "10. Juli 1967" -> 4 tokens."""
+    return Tokenizer13a()(text.strip()).split()
+
+
+def bleu_by_length(hypotheses: list[str], references: list[str], min_tokens: int = 4) -> dict[str, dict]:
+    """sacrebleu's corpus BLEU statistics for all pairs, for pairs whose reference has >= `min_tokens` BLEU tokens
+    ("long") and for the rest ("short"): score, n-gram matches (counts) and totals per order, exact match, size.
+
+    Corpus BLEU adds up n-gram matches and totals over the corpus before the geometric mean of the 1..4-gram
+    precisions, so an output of fewer than n tokens adds nothing to the n-gram statistics.
+    """
+    if len(hypotheses) != len(references) or not references:
+        raise ValueError(f"need as many hypotheses as references (> 0), got {len(hypotheses)} and {len(references)}")
+    groups = {"all": list(range(len(references))),
+              "long": [i for i, r in enumerate(references) if len(bleu_tokens(r)) >= min_tokens],
+              "short": [i for i, r in enumerate(references) if len(bleu_tokens(r)) < min_tokens]}
+    out = {}
+    for name, rows in groups.items():
+        if not rows:
+            out[name] = {"pairs": 0}
+            continue
+        hyps, refs = [hypotheses[i] for i in rows], [references[i] for i in rows]
+        bleu = sacrebleu.corpus_bleu(hyps, [refs])
+        out[name] = {"pairs": len(rows), "bleu": bleu.score, "counts": list(bleu.counts), "totals": list(bleu.totals),
+                     "brevity_penalty": bleu.bp,
+                     "exact_match": sum(h.strip() == r.strip() for h, r in zip(hyps, refs, strict=True)) / len(rows)}
+    return out
+
+
+def round_trip_mismatches(tokenizer, texts: list[str]) -> list[dict[str, str]]:
+    """The texts that do not come back unchanged from `tokenizer(text_target=text)` then
+    `batch_decode(skip_special_tokens=True)` (the way `compute_metrics` decodes labels and predictions)."""
+    token_ids = tokenizer(text_target=list(texts))["input_ids"] if texts else []
+    decoded = [text.strip() for text in tokenizer.batch_decode(token_ids, skip_special_tokens=True)]
+    return [{"text": text, "decoded": back} for text, back in zip(texts, decoded, strict=True) if text != back]
+
+
+def generation_lengths(token_ids, pad_token_id: int, eos_token_id: int, decoder_start_token_id: int | None,
+                       max_length: int) -> dict[str, float]:
+    """How `predict`'s outputs ended: the longest output (tokens after the start token, eos included), how many
+    have no eos, and how many reach `max_length` - 1 generated tokens (where generate stops, cutting them)."""
+    rows = token_ids_to_lists(token_ids, pad_token_id, eos_token_id, decoder_start_token_id)
+    return {"outputs": len(rows), "longest_output_tokens": max(len(row) for row in rows),
+            "without_eos": sum(not row or row[-1] != eos_token_id for row in rows),
+            "at_the_length_limit": sum(len(row) >= max_length - 1 for row in rows),
+            "max_length": max_length}
