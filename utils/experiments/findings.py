@@ -12,7 +12,8 @@ from typing import Any
 from utils.harness.provenance import Claim, Metric, Sentence, render, render_all
 
 __all__ = [
-    "ANSWERS", "AUDIT", "HF_DEFAULTS", "PITFALLS", "QUESTIONS", "ROWS", "SCOPE", "USER_MODEL_CLAIM_PREFIX", "Row",
+    "ANSWERS", "AUDIT", "DATA_PARALLEL", "HF_DEFAULTS", "PITFALLS", "QUESTIONS", "ROWS", "SCOPE",
+    "USER_MODEL_CLAIM_PREFIX", "Row",
     "all_sentences", "failing_claims", "findings_markdown", "missing_claims", "sanity_claims", "sentence_records",
     "sentences_of", "verdict_table",
 ]
@@ -340,6 +341,33 @@ HF_DEFAULTS = (
              title="Default configs are not checkpoints"),
 )
 
+DATA_PARALLEL = (
+    Sentence("data_parallel.loss", "data_parallel",
+             "With data parallelism each rank averages the loss over its own tokens: with one rank holding {ratio} "
+             "times the target tokens of the other, the naive per-rank mean moves the update by {diff} (relative); "
+             "normalising by the all-reduced token count matches one process on the whole batch.",
+             claims=(claim(NB11, "per_rank_mean_differs_from_global", "two gloo processes against one, compared"),
+                     claim(NB11, "global_step_equals_single_process_step", "the same step with global normalisation"),
+                     claim(NB11, "parameters_identical_after_k_steps", "the ranks' parameters after several steps")),
+             metrics={"ratio": metric(NB11, "per_rank_token_count_ratio", "{:.1f}"),
+                      "diff": metric(NB11, "per_rank_update_rel_diff", "{:.0%}")},
+             title="Data parallelism and the loss"),
+    Sentence("data_parallel.trainer", "data_parallel",
+             "`Seq2SeqTrainer` under two processes with its default `average_tokens_across_devices` steps by the "
+             "number of processes times the mean of per-rank means for T5 ({off} off the global token mean); a "
+             "token-sum `compute_loss_func` restores the global mean.",
+             claims=(claim(NB11, "trainer_default_follows_world_size_times_per_rank", "real Trainer steps on gloo"),
+                     claim(NB11, "trainer_token_sum_loss_follows_global", "the fix, run the same way")),
+             metrics={"off": metric(NB11, "trainer_default_update_rel_diff_vs_global", "{:.0%}")},
+             title="Seq2SeqTrainer across devices"),
+    Sentence("data_parallel.launch", "data_parallel",
+             "On a CPU-only machine `accelerate launch --cpu --num_processes` starts a single process, so it tests "
+             "nothing distributed; `torchrun` starts real gloo processes.",
+             claims=(claim(NB11, "accelerate_launch_cpu_starts_one_process", "the processes the launcher started"),
+                     claim(NB11, "torchrun_starts_gloo_processes", "the same for torchrun")),
+             title="Launching on CPUs"),
+)
+
 AUDIT = (
     Sentence("audit.examples", "audit",
              "The audit command flags the researcher's no-mask example and passes the causal one, an "
@@ -388,7 +416,7 @@ SCOPE = (
 def all_sentences() -> list[Sentence]:
     cells = [s for row in ROWS for s in (row.hf_t5, row.hf_marian, row.verdict)]
     return (cells + [s for group in ANSWERS.values() for s in group] + list(PITFALLS) + list(HF_DEFAULTS)
-            + list(AUDIT) + list(SCOPE))
+            + list(DATA_PARALLEL) + list(AUDIT) + list(SCOPE))
 
 
 def sentences_of(notebook: str) -> list[Sentence]:
@@ -412,7 +440,8 @@ def sentence_records(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]
     for question, group in ANSWERS.items():
         for record in render_all(list(group), results):
             records.append(record | {"title": question})
-    return records + render_all(list(PITFALLS) + list(HF_DEFAULTS) + list(AUDIT) + list(SCOPE), results)
+    return records + render_all(list(PITFALLS) + list(HF_DEFAULTS) + list(DATA_PARALLEL) + list(AUDIT) + list(SCOPE),
+                                results)
 
 
 def verdict_table(records: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -494,6 +523,7 @@ def findings_markdown(records: list[dict[str, Any]], results: dict[str, dict[str
         "## Answers", *answers,
         "## Pitfalls measured in the collection", *section("pitfall"),
         "## HF's defaults, measured (notebook 12)", *section("hf_defaults"),
+        "## More than one device (notebook 11)", *section("data_parallel"),
         "## What notebook 09 found on the model it audited", *section("audit"),
         "## Claims", claims_line,
         "## Key figures", *[f"![{name}](figures/{name})" for name in figures],
