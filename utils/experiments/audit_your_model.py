@@ -42,6 +42,7 @@ from utils.experiments.auditable_models import (
     check_logits,
     move_model,
     set_eval,
+    source_ids,
 )
 from utils.handwritten.leakage_audit import LeakageReport, future_leakage
 from utils.handwritten.teacher_forcing import (
@@ -192,19 +193,24 @@ def load_model(model_factory: str | None = None, model_name_or_path: str | None 
 def audit_batch(model, batch_size: int = 2, source_length: int = 8, target_length: int = 10, seed: int = 0,
                 device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     """Random non-special ids. Row 0 is full length, row b > 0 is 3*b tokens shorter (right-padded, at least 2);
-    every source and target ends with <eos>; labels are padded with -100."""
+    every source and target ends with <eos>; labels are padded with -100. Source ids come from the model's source
+    vocabulary (`source_vocab_size` etc. when it has one, see auditable_models.source_ids)."""
     if batch_size < 1 or source_length < 2 or target_length < 2:
         raise ValueError("need batch_size >= 1, source_length >= 2 and target_length >= 2")
     special = {model.pad_token_id, model.eos_token_id, model.decoder_start_token_id}
     candidates = torch.tensor([i for i in range(model.vocab_size) if i not in special])
+    source_vocab_size, source_pad, source_eos = source_ids(model)
+    source_candidates = torch.tensor([i for i in range(source_vocab_size) if i not in (source_pad, source_eos)]
+                                     if source_vocab_size != model.vocab_size else candidates.tolist())
     generator = torch.Generator().manual_seed(seed)
-    input_ids = candidates[torch.randint(len(candidates), (batch_size, source_length), generator=generator)]
+    input_ids = source_candidates[torch.randint(len(source_candidates), (batch_size, source_length),
+                                                generator=generator)]
     labels = candidates[torch.randint(len(candidates), (batch_size, target_length), generator=generator)]
     attention_mask = torch.ones_like(input_ids)
     for row in range(batch_size):
         source_end, target_end = max(2, source_length - 3 * row), max(2, target_length - 3 * row)
-        input_ids[row, source_end - 1], labels[row, target_end - 1] = model.eos_token_id, model.eos_token_id
-        input_ids[row, source_end:], attention_mask[row, source_end:] = model.pad_token_id, 0
+        input_ids[row, source_end - 1], labels[row, target_end - 1] = source_eos, model.eos_token_id
+        input_ids[row, source_end:], attention_mask[row, source_end:] = source_pad, 0
         labels[row, target_end:] = IGNORE_INDEX
     batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels,
              "decoder_input_ids": shift_right(labels, model.decoder_start_token_id, model.pad_token_id),

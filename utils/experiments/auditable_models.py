@@ -12,6 +12,14 @@ and, optionally, any of these (each one switches on one more check):
     generate(input_ids, attention_mask=None, max_new_tokens=20) -> ids  your greedy test-time loop: (B, L) ids that
                                                                         begin with the start token, pad after <eos>
 
+and, when the encoder reads its own vocabulary (letters in, phonemes out, as in a G2P model):
+
+    source_vocab_size, source_pad_token_id, source_eos_token_id        ints; the audit draws input_ids from it
+                                                                        (default: the decoder's vocab_size and ids)
+
+Any decoder qualifies, attention or recurrent: the audit only calls `forward` (a GRU decoder that reads the
+prefix left to right passes the leakage check by construction, and the audit confirms it).
+
 Conventions: batch first; masks are 1/True for a real token and 0/False for padding; `forward` is one
 teacher-forced pass, computed the way your training code computes it (same masks).
 
@@ -37,6 +45,7 @@ from utils.handwritten.seq2seq import is_encoder_decoder, special_token_ids, wat
 from utils.handwritten.teacher_forcing import causal_mask
 
 REQUIRED_IDS = ("vocab_size", "pad_token_id", "decoder_start_token_id", "eos_token_id")
+SOURCE_IDS = ("source_vocab_size", "source_pad_token_id", "source_eos_token_id")  # optional: a separate encoder table
 OPTIONAL_METHODS = ("decoder_input_ids_from_labels", "loss", "generate")
 FORWARD_SIGNATURE = "forward(input_ids, decoder_input_ids, attention_mask=None, decoder_attention_mask=None)"
 INTERFACE = (f"an object with int attributes {', '.join(REQUIRED_IDS)} and a method {FORWARD_SIGNATURE} returning "
@@ -81,7 +90,32 @@ def check_interface(obj):
     if values["vocab_size"] < 4 or outside:
         raise AuditInputError(f"expected vocab_size >= 4 and special ids in [0, vocab_size={values['vocab_size']}); "
                               f"got {', '.join(outside) or 'vocab_size too small'}")
+    check_source_ids(obj)
     return obj
+
+
+def source_ids(model) -> tuple[int, int, int]:
+    """(vocab size, pad id, eos id) of the encoder's input: the optional `source_*` attributes, else the decoder's."""
+    return (getattr(model, "source_vocab_size", None) or model.vocab_size,
+            _first_given(getattr(model, "source_pad_token_id", None), model.pad_token_id),
+            _first_given(getattr(model, "source_eos_token_id", None), model.eos_token_id))
+
+
+def _first_given(value, default):
+    return default if value is None else value
+
+
+def check_source_ids(obj) -> None:
+    """The optional `source_*` ids, when given, are ints and the source specials lie inside the source vocabulary."""
+    given = {name: getattr(obj, name) for name in SOURCE_IDS if getattr(obj, name, None) is not None}
+    not_int = [f"{n}={v!r}" for n, v in given.items() if isinstance(v, bool) or not isinstance(v, int)]
+    if not_int:
+        raise AuditInputError(f"{', '.join(SOURCE_IDS)} must be ints when given; {type(obj).__name__} has "
+                              f"{', '.join(not_int)}")
+    vocab_size, pad, eos = source_ids(obj)
+    if vocab_size < 3 or not (0 <= pad < vocab_size and 0 <= eos < vocab_size):
+        raise AuditInputError(f"expected source_vocab_size >= 3 and source pad/eos ids in [0, {vocab_size}); got "
+                              f"pad {pad}, eos {eos}")
 
 
 def as_auditable(obj):
@@ -120,7 +154,10 @@ def check_forward(model, device: str | torch.device = "cpu") -> None:
     special = (model.pad_token_id, model.eos_token_id, model.decoder_start_token_id)
     pool = [i for i in range(model.vocab_size) if i not in special]
     ids = [pool[i % len(pool)] for i in range(12)]
-    input_ids = torch.tensor([ids[0:3], ids[3:6]], device=device)
+    source_vocab_size, source_pad, source_eos = source_ids(model)
+    source_pool = [i for i in range(source_vocab_size) if i not in (source_pad, source_eos)]
+    input_ids = torch.tensor([[source_pool[i % len(source_pool)] for i in range(start, start + 3)] for start in (0, 3)],
+                             device=device)
     decoder_input_ids = torch.tensor([[model.decoder_start_token_id] + ids[6:9],
                                       [model.decoder_start_token_id] + ids[9:12]], device=device)
     attention_mask = torch.ones_like(input_ids)
@@ -173,7 +210,9 @@ class Seq2SeqLMAdapter(_WrappedModel):
     decoder_input_ids_from_labels: what the decoder actually receives in that call, captured with a hook
     generate: plain greedy, `model.generate(do_sample=False, num_beams=1)` with no forced <eos> (TinferModel:
               utils.handwritten.decoding.greedy_decode), so that every token is an arg-max
-    Special ids come from the arguments, else the generation config, else the config.
+    Special ids come from the arguments, else the generation config, else the config. A config with its own encoder
+    vocabulary (`encoder_vocab_size`, `encoder_pad_token_id`, `encoder_eos_token_id`, as the g2p-en port in
+    utils/experiments/g2p_en_model.py has) sets the adapter's `source_*` ids.
     """
 
     def __init__(self, model, decoder_start_token_id: int | None = None, eos_token_id: int | None = None,
@@ -186,6 +225,10 @@ class Seq2SeqLMAdapter(_WrappedModel):
         self.vocab_size = int(model.config.vocab_size)
         self.decoder_start_token_id, self.eos_token_id = ids.decoder_start_token_id, ids.eos_token_id
         self.pad_token_id = ids.pad_token_id
+        config = model.config
+        self.source_vocab_size = getattr(config, "encoder_vocab_size", None)
+        self.source_pad_token_id = getattr(config, "encoder_pad_token_id", None)
+        self.source_eos_token_id = getattr(config, "encoder_eos_token_id", None)
         self.generate_kwargs = {"do_sample": False, "num_beams": 1, "forced_eos_token_id": None,
                                 **(generate_kwargs or {})}
 
@@ -217,7 +260,7 @@ class Seq2SeqLMAdapter(_WrappedModel):
     @torch.no_grad()
     def decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         """Call the model with labels only (a one-token source) and return the ids its decoder received."""
-        source = labels.new_full((labels.shape[0], 1), self.eos_token_id)
+        source = labels.new_full((labels.shape[0], 1), source_ids(self)[2])
         with watch_decoder_input_ids(self.model) as seen:
             self.model(input_ids=source, labels=labels)
         if not seen or seen[0] is None:

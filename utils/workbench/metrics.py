@@ -12,3 +12,72 @@ def translation_scores(hypotheses: list[str], references: list[str]) -> dict[str
     return {"exact_match": exact / len(references),
             "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score,
             "bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score}
+
+
+# --- grapheme-to-phoneme: word and phoneme error rates -------------------------------------------------------
+
+
+def edit_distance(hypothesis, reference) -> int:
+    """Levenshtein distance between two token sequences: the fewest insertions, deletions and substitutions."""
+    previous = list(range(len(reference) + 1))
+    for i, token in enumerate(hypothesis, start=1):
+        current = [i]
+        for j, gold in enumerate(reference, start=1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (token != gold)))
+        previous = current
+    return previous[-1]
+
+
+def _alternatives(reference) -> list:
+    """A reference is one token sequence (e.g. ("HH", "AH", "L", "OW")) or a list of acceptable ones."""
+    if not reference:
+        raise ValueError("empty reference")
+    return [reference] if isinstance(reference[0], str) else list(reference)
+
+
+def word_errors(hypothesis, reference) -> tuple[int, int, int]:
+    """(word error 0/1, edits, reference length) against the closest acceptable pronunciation.
+
+    The word is correct when the hypothesis equals any alternative; the phoneme edits are counted against the
+    alternative with the fewest edits (the first of equals), whose length is the denominator of the PER.
+    """
+    scored = [(edit_distance(hypothesis, alternative), len(alternative)) for alternative in _alternatives(reference)]
+    edits, length = min(scored, key=lambda pair: pair[0])
+    if length == 0:
+        raise ValueError("a reference pronunciation has no tokens")
+    return int(edits > 0), edits, length
+
+
+def g2p_scores(hypotheses: list, references: list) -> dict:
+    """Word error rate (share of words whose output matches no reference pronunciation) and phoneme error rate
+    (edit distance over phoneme tokens, summed over words, divided by the summed reference lengths), with the
+    per-word numbers behind them (for bootstrap intervals)."""
+    if len(hypotheses) != len(references) or not references:
+        raise ValueError(f"need as many hypotheses as references (> 0), got {len(hypotheses)} and {len(references)}")
+    rows = [word_errors(h, r) for h, r in zip(hypotheses, references, strict=True)]
+    word_error, edits, lengths = (list(column) for column in zip(*rows, strict=True))
+    return {"wer": sum(word_error) / len(rows), "per": sum(edits) / sum(lengths), "word_errors": word_error,
+            "edits": edits, "reference_lengths": lengths}
+
+
+def word_error_rate(hypotheses: list, references: list) -> float:
+    return g2p_scores(hypotheses, references)["wer"]
+
+
+def phoneme_error_rate(hypotheses: list, references: list) -> float:
+    return g2p_scores(hypotheses, references)["per"]
+
+
+def bootstrap_interval(statistic, n_items: int, n_resamples: int = 1000, confidence: float = 0.95,
+                       seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of `statistic(index)` over `n_resamples` resamples (with replacement) of item indices
+    0..n_items-1, drawn with a seeded numpy generator (same seed, same interval)."""
+    import numpy as np
+
+    if n_items < 1 or n_resamples < 1 or not 0 < confidence < 1:
+        raise ValueError(f"need n_items >= 1, n_resamples >= 1 and 0 < confidence < 1, got {n_items}, "
+                         f"{n_resamples}, {confidence}")
+    generator = np.random.default_rng(seed)
+    values = np.array([statistic(generator.integers(0, n_items, n_items)) for _ in range(n_resamples)])
+    tail = (1 - confidence) / 2
+    return float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))
