@@ -9,7 +9,7 @@ OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 # tiny models: one CPU thread is fastest and keeps numbers identical across machines (override from outside)
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: help venv run smoke test lint bench slides sweep clean
+.PHONY: help venv run smoke test lint bench slides sweep g2p-long clean
 
 help: ## list the verbs
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -40,6 +40,10 @@ sweep: $(STAMP) ## notebook 04 over seeds x training-set sizes into reports/swee
 	    --kernel $(KERNEL) --out reports/sweep/seed$${s}_n$${n} --no-html || exit 1; \
 	done; done
 	$(OFFLINE) $(PY) -m utils.run 04b --kernel $(KERNEL)
+
+g2p-long: $(STAMP) ## notebook 10 (CMUdict) with a long budget: 5 seeds x 4000 steps, every test word, into reports/g2p-long/
+	$(OFFLINE) $(PY) -m utils.run 10 -p seeds 0,1,2,3,4 -p n_steps 4000 -p n_test 6000 -p n_beam 1000 \
+	    --kernel $(KERNEL) --out reports/g2p-long --no-html
 
 bench: $(STAMP) ## hand-written vs HF: greedy tokens/s and training step time -> reports/bench.json
 	$(OFFLINE) $(PY) -m utils.bench
