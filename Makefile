@@ -9,7 +9,7 @@ OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 # tiny models: one CPU thread is fastest and keeps numbers identical across machines (override from outside)
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: help venv run smoke test lint bench slides sweep g2p-long clean
+.PHONY: help venv run smoke test lint bench slides site sweep g2p-long clean
 
 help: ## list the verbs
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -24,13 +24,18 @@ $(STAMP): requirements.txt pyproject.toml
 
 venv: $(STAMP) ## create .venv and install the pinned requirements (when missing or stale)
 
-run: $(STAMP) ## execute every notebook with default parameters, render reports/ (HTML, slides, index)
+run: $(STAMP) ## execute every notebook with default parameters, render reports/ (HTML, slides, site, index)
 	$(OFFLINE) $(PY) -m utils.run --kernel $(KERNEL)
-	$(PY) -m utils.render slides
+	$(MAKE) --no-print-directory slides site
 	$(PY) -m utils.render index
 
-slides: $(STAMP) ## build the lab-meeting deck reports/slides/ from the executed findings notebook
+# reveal.js 5.2.0 comes from the pinned PyPI wheel sphinx-revealjs==3.2.1 (pip download into build/vendor/, sha256
+# checked); deck.pdf is printed by Debian's chromium (apt-get install -y chromium), skipped with a message without it
+slides: $(STAMP) ## the lab-meeting deck reports/slides/ (index.html + deck.pdf) from the findings records
 	$(PY) -m utils.render slides
+
+site: $(STAMP) slides ## the offline report site reports/site/ (mkdocs-material): FINDINGS, claims, notebooks, deck
+	$(PY) -m utils.render site
 
 SWEEP_SEEDS := 0 1 2
 SWEEP_SIZES := 1000 4000
@@ -58,5 +63,5 @@ lint: $(STAMP) ## ruff on utils, tests and notebooks
 	$(PY) -m ruff check utils tests notebooks examples
 
 clean: ## remove build outputs and caches (keeps .venv and committed reports)
-	rm -rf build .pytest_cache .ruff_cache reports/html reports/slides reports/.staging-*
+	rm -rf build .pytest_cache .ruff_cache reports/html reports/slides reports/site reports/.staging-*
 	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +

@@ -4,11 +4,10 @@ import json
 import re
 
 import pytest
+from test_deck import REPORTS, built_reports, fixture_records, fixture_reports
 
 from utils.harness.site import cell_links, remote_references, write_docs
 from utils.harness.site_hooks import strip_remote_scripts
-
-from test_deck import REPORTS, built_reports, fixture_records, fixture_reports
 
 
 @pytest.fixture(scope="module")

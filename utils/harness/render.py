@@ -11,6 +11,7 @@ The deck and the site load nothing from another host when viewed (see utils/harn
 """
 
 import argparse
+import contextlib
 import html
 import json
 import sys
@@ -55,13 +56,15 @@ def build_index(out_dir: Path) -> Path:
     return path
 
 
-def take_screenshots(site: Path, deck: Path, out_dir: Path = SCREENSHOTS_DIR) -> list[Path]:
-    """PNGs for a person to look at: the site's home page (1280x800) and every verdict slide (1280x720)."""
+def take_screenshots(site: Path, deck: Path, out_dir: Path = SCREENSHOTS_DIR, context=None) -> list[Path]:
+    """PNGs for a person to look at: the site's home page (1280x800) and every verdict slide (1280x720).
+    `context`: a browser context to use (default: start Chromium for this)."""
     from utils.harness.browser import open_browser, screenshot
 
     paths = []
-    with open_browser((1280, 800)) as context:
+    with contextlib.nullcontext(context) if context else open_browser((1280, 800)) as context:
         page = context.new_page()
+        page.set_viewport_size({"width": 1280, "height": 800})
         page.goto((site / "index.html").resolve().as_uri())
         page.wait_for_load_state("load")
         paths.append(screenshot(page, out_dir / "site_home.png"))
@@ -74,6 +77,7 @@ def take_screenshots(site: Path, deck: Path, out_dir: Path = SCREENSHOTS_DIR) ->
             if slide_id.startswith("verdict."):
                 page.evaluate(f"() => Reveal.slide({index})")
                 paths.append(screenshot(page, out_dir / f"slide_{index + 1:02d}_{slide_id.replace('.', '_')}.png"))
+        page.close()
     return paths
 
 

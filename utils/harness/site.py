@@ -32,14 +32,16 @@ SECTION_HEADINGS = {"verdict": "Verdicts", "answer": "Answers", "pitfall": "Pitf
 _CLAIM_LINE = re.compile(r"^\[(?:SANITY )?(?:HOLDS|DOES NOT HOLD)\] ([\w.\-]+): ", re.M)
 _EVIDENCE_TOKEN = re.compile(r"\b(\d\d[a-z]?):([A-Za-z0-9_]+)(?= [✓✗]| = )")
 REMOTE = re.compile(r"""<(?:script|link|img|iframe|source|video|audio)\b[^>]*\b(?:src|href)\s*=\s*["']?\s*"""
-                    r"""(?:https?:)?//[^"'\s>]*|\bimport\s*\(\s*["'](?:https?:)?//[^"']*|url\(\s*["']?https?://[^)]*""",
-                    re.I)
+                    r"""(?:https?:)?//[^"'\s>]*|\bimport\s*\(\s*["'](?:https?:)?//[^"']*|url\(\s*["']?https?://[^)]*"""
+                    r"""|["']https?://[^"'\s]+\.(?:m?js|css)(?:\?[^"'\s]*)?["']""", re.I)
+WIDGET_MIME = "application/vnd.jupyter.widget"
 
 __all__ = ["build_site", "cell_links", "notebook_title", "remote_references", "write_docs"]
 
 
 def remote_references(page: str) -> list[str]:
-    """Every place in `page` that would load something from another host (tags, dynamic imports, CSS urls)."""
+    """Every place in `page` that would load something from another host (tags, dynamic imports, CSS urls, and
+    script or style URLs in quotes, as a script that adds a tag would hold them)."""
     return [match.group(0) for match in REMOTE.finditer(page)]
 
 
@@ -218,6 +220,18 @@ def _deck_page(has_pdf: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _copy_without_widgets(source: Path, destination: Path) -> None:
+    """Copy an executed notebook without its widget state (progress bars): rendering it would load the widget
+    manager from a CDN; their text/plain form stays."""
+    notebook = json.loads(source.read_text(encoding="utf-8"))
+    notebook.get("metadata", {}).pop("widgets", None)
+    for cell in notebook["cells"]:
+        for output in cell.get("outputs", []):
+            for mime in [m for m in output.get("data", {}) if m.startswith(WIDGET_MIME)]:
+                del output["data"][mime]
+    destination.write_text(json.dumps(notebook, ensure_ascii=False), encoding="utf-8")
+
+
 def _nav(reports: Path, stems: list[str]) -> list[dict[str, Any]]:
     notebooks = [{notebook_title(reports / f"{stem}.ipynb"): f"{stem}.ipynb"} for stem in stems]
     return [{"Findings": "index.md"}, {"Evidence": "evidence.md"}, {"Claims index": "claims.md"},
@@ -234,7 +248,7 @@ def write_docs(reports: Path, docs: Path, sentences: list[dict[str, Any]], deck:
     docs.mkdir(parents=True)
     stems = [path.stem for path in sorted(reports.glob("[0-9]*.ipynb"))]
     for stem in stems:
-        shutil.copy2(reports / f"{stem}.ipynb", docs / f"{stem}.ipynb")
+        _copy_without_widgets(reports / f"{stem}.ipynb", docs / f"{stem}.ipynb")
     if (reports / "figures").exists():
         shutil.copytree(reports / "figures", docs / "figures")
     shutil.copytree(deck, docs / "slides")
