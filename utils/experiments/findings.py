@@ -100,8 +100,13 @@ ROWS = (
     Row(
         "Decoder input at training", "the whole target shifted right by one, fed in one pass",
         "[§3.1: output embeddings offset by one position]", "[§2.4: teacher forcing, maximum likelihood]",
-        _cell("input", "hf_t5", "`_shift_right(labels)`, start token = pad", T5_SHIFT),
-        _cell("input", "hf_marian", "`shift_tokens_right(labels)`, start token = pad", MARIAN_SHIFT),
+        _cell("input", "hf_t5", "`_shift_right(labels)`, start token = pad as t5-small's config sets it "
+              "(`T5Config()` defines none)",
+              T5_SHIFT + (claim(NB01, "t5_default_config_defines_no_start_token", "the library default, looked up"),
+                          claim(NB12, "t5_labels_only_builds_shift_right_of_labels",
+                                "labels only, on t5-small's documented config"))),
+        _cell("input", "hf_marian", "`shift_tokens_right(labels)`, start token = pad (also in `MarianConfig()`)",
+              MARIAN_SHIFT + (claim(NB01, "marian_default_config_starts_from_pad", "the library default, read"),)),
         Sentence("verdict.input", "verdict", "SAME: the researcher's decoder input is what HF's models and "
                  "`DataCollatorForSeq2Seq` build from the labels.",
                  claims=T5_SHIFT + MARIAN_SHIFT + (
@@ -171,9 +176,12 @@ ROWS = (
         _cell("architecture", "hf_t5", "relative position buckets, pre-LN RMSNorm",
               (claim(NB08, "t5_has_relative_position_bias", "position information read from the built model"),
                claim(NB08, "t5_uses_rmsnorm_pre_ln", "norm placement measured with hooks"))),
-        _cell("architecture", "hf_marian", "sinusoidal positions; embedding scale as the config sets it",
+        _cell("architecture", "hf_marian", "fixed sinusoidal positions and post-LN, like the paper; the embedding "
+              "scale and swish come from an opus-mt-style config (`MarianConfig()` has neither)",
               (claim(NB08, "marian_uses_fixed_sinusoidal_positions", "position tables read from the built model"),
-               claim(NB08, "marian_scales_embeddings", "the embedding scale fitted on the built model"))),
+               claim(NB08, "marian_uses_layernorm_post_ln", "norm placement measured with hooks"),
+               claim(NB08, "marian_default_config_does_not_scale_embeddings", "the default config's model, fitted"),
+               claim(NB08, "marian_default_config_ffn_uses_gelu", "the default config's activation, measured"))),
         Sentence("verdict.architecture", "verdict", "DETAILS DIFFER; none of them changes what teacher forcing needs "
                  "(the shift and the causal mask).",
                  claims=(claim(NB08, "t5_decoder_is_causal", "the decoder mask audit of a built T5"),
