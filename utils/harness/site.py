@@ -233,7 +233,7 @@ def _copy_without_widgets(source: Path, destination: Path) -> None:
 
 
 def _nav(reports: Path, stems: list[str]) -> list[dict[str, Any]]:
-    notebooks = [{notebook_title(reports / f"{stem}.ipynb"): f"{stem}.ipynb"} for stem in stems]
+    notebooks = [{notebook_title(reports / f"{stem}.ipynb").replace("`", ""): f"{stem}.ipynb"} for stem in stems]
     return [{"Findings": "index.md"}, {"Evidence": "evidence.md"}, {"Claims index": "claims.md"},
             {"Deck": "deck.md"}, {"Notebooks": notebooks}]
 
@@ -253,7 +253,8 @@ def write_docs(reports: Path, docs: Path, sentences: list[dict[str, Any]], deck:
         shutil.copytree(reports / "figures", docs / "figures")
     shutil.copytree(deck, docs / "slides")
     shutil.copytree(ASSETS_DIR, docs / "assets")
-    (docs / "index.md").write_text(_findings_page(reports, cells), encoding="utf-8")
+    # the home page without the right-hand table of contents: the verdict table needs the width
+    (docs / "index.md").write_text("---\nhide:\n  - toc\n---\n\n" + _findings_page(reports, cells), encoding="utf-8")
     (docs / "evidence.md").write_text(_evidence_page(sentences, cells), encoding="utf-8")
     (docs / "claims.md").write_text(_claims_page(reports, results, cells), encoding="utf-8")
     (docs / "deck.md").write_text(_deck_page((deck / "deck.pdf").exists()), encoding="utf-8")
