@@ -25,7 +25,7 @@ USER_MODEL_CLAIM_PREFIX = "audited_model_"
 NB01, NB02, NB03, NB04, NB04B, NB05, NB08, NB09 = (
     "01_shift_right", "02_causal_mask", "03_loss_masking", "04_tinfer_training", "04b_tinfer_sweep", "05_decoding",
     "08_architectures", "09_audit_your_model")
-NB10, NB11, NB12 = "10_tinfer_real_data", "11_data_parallel", "12_hf_defaults"
+NB07, NB10, NB11, NB12 = "07_translation_recipe", "10_tinfer_real_data", "11_data_parallel", "12_hf_defaults"
 FAMILIES = ("t5", "marian", "bart")
 
 QUESTIONS = ("Is this what T5 does?", "Is this what the original Transformer does?",
@@ -297,6 +297,14 @@ PITFALLS = (
              "opus-mt's turns on beam search; the greedy loop matches `generate()` only with explicit "
              "`num_beams=1` and `max_new_tokens`.", claims=DEFAULTS + GREEDY,
              title="generate()'s defaults"),
+    Sentence("pitfall.bleu", "pitfall",
+             "Corpus BLEU counts up to 4-grams, so outputs shorter than `4` tokens add nothing to it: on this corpus "
+             "every number word scores zero BLEU whether it is right or wrong (HF T5's recipe run: {short} on short "
+             "outputs, {long} on the rest); exact match and chrF are the measures to read here.",
+             claims=(claim(NB07, "bleu_ignores_outputs_shorter_than_4_tokens", "sacrebleu on the recipe's outputs"),),
+             metrics={"short": metric(NB07, "t5_bleu_under_4_tokens", "{:.1f}"),
+                      "long": metric(NB07, "t5_bleu_4plus_tokens", "{:.1f}")},
+             title="BLEU on one-word outputs"),
     Sentence("pitfall.pipeline", "pitfall",
              "The `translation` pipeline task is gone from the pinned transformers; use `generate()` directly.",
              claims=(claim(NB05, "translation_pipeline_removed", "pipeline('translation') called on the pins"),),
