@@ -20,9 +20,9 @@ from transformers import (
 )
 
 from utils.handwritten.leakage_audit import (
-    capture_sdpa_kernel_calls,
     LeakageReport,
     allowed_from_attention_mask,
+    capture_sdpa_kernel_calls,
     capture_self_attention_masks,
     decoder_input_embeddings,
     decoder_only_embeds_logits_fn,

@@ -1,4 +1,4 @@
-"""`utils.experiments.audit_your_model`: loading a model from an import path, the five checks, and the command's exit codes."""
+"""`utils.experiments.audit_your_model`: loading a model from an import path, the five checks, the exit codes."""
 
 import json
 import os

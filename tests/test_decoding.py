@@ -1,4 +1,4 @@
-"""utils.handwritten.decoding against transformers' generate() on tiny random models built from configs (no tokenizer)."""
+"""utils.handwritten.decoding against transformers' generate() on tiny random models built from configs."""
 
 import math
 

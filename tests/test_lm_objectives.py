@@ -1,4 +1,4 @@
-"""Unit tests for utils/experiments/lm_objectives.py: span corruption (property-style, seeded loops), the shifted causal-LM
+"""Unit tests for utils/experiments/lm_objectives.py: span corruption (property-style, seeded loops), the causal-LM
 loss, masked-LM replacement counting, token-weighted perplexity, model builders and the BPE study."""
 
 import math

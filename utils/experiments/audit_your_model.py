@@ -4,7 +4,7 @@
     python -m utils.audit_model package.module:build            # a module importable from here / PYTHONPATH
     python -m utils.audit_model --model-name-or-path DIR        # a local HF seq2seq checkpoint
 
-The function returns an auditable model (the interface is documented in utils/experiments/auditable_models.py), an HF encoder-decoder
+The function returns an auditable model (the interface: utils/experiments/auditable_models.py), an HF encoder-decoder
 or a TinferModel. Five checks run on a random batch of token ids (weights and ids do not matter: these are
 properties of the architecture, the masks and the code around them):
 

@@ -168,7 +168,7 @@ def measure_mlm_replacements(collator, examples: list[dict], n_rounds: int, batc
 
 
 def dynamic_mlm_loss_fn(collator):
-    """A `loss_fn(model, batch)` for `utils.workbench.training.train` that masks each batch afresh (RoBERTa's dynamic masking).
+    """A `loss_fn(model, batch)` for `utils.workbench.training.train` that masks each batch afresh (dynamic masking).
 
     The batch's `input_ids` are the clean padded tokens; `collator.torch_mask_tokens` picks the positions.
     """
