@@ -2,7 +2,7 @@
 
     python -m utils.audit_model examples/tinfer_no_mask.py:build      # exits 1: the decoder sees the future
 
-The network is `utils.handwritten.tinfer.TinferModel` (Vaswani et al. 2017 layout), `causal=False`: decoder self-attention
+The network is `utils.handwritten.tinfer.TinferModel` (Vaswani et al. layout), `causal=False`: decoder self-attention
 masks padding only. Training feeds the whole right-shifted target in one pass; test time is a greedy loop until
 <eos>. The class below is the interface the audit expects, written by hand (see utils/experiments/auditable_models.py):
 the four ids, `forward` (one teacher-forced pass -> logits), and the optional `decoder_input_ids_from_labels`,
