@@ -6,6 +6,7 @@ import re
 import pytest
 from test_deck import REPORTS, built_reports, fixture_records, fixture_reports
 
+from utils.harness.sentences import load_results
 from utils.harness.site import cell_links, remote_references, write_docs
 from utils.harness.site_hooks import strip_remote_scripts
 
@@ -52,9 +53,9 @@ def test_home_page_links_the_verdict_table_to_cells(site):
 
 def test_every_claim_links_to_an_existing_cell_with_its_run_details(site):
     claims = (site / "claims.html").read_text(encoding="utf-8")
-    results = {p.stem: json.loads(p.read_text()) for p in (REPORTS / "results").glob("*.json")}
+    results = load_results(site.parent)
     rows = re.findall(r'<tr id="([\w.-]+)--([\w.-]+)">.*?<a href="([^"]+)">', claims)
-    assert len(rows) == sum(len(r["claims"]) for s, r in results.items() if s != "00_findings") + 2
+    assert len(rows) == sum(len(r["claims"]) for r in results.values())
     pages = {}
     for stem, claim_id, href in rows:
         page, _, anchor = href.partition("#")

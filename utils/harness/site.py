@@ -72,7 +72,10 @@ def cell_links(notebook_path: Path) -> tuple[dict[int, str], dict[str, str]]:
 
 
 class _Cells:
-    """Where each claim was recorded: `href(stem, claim_id)` -> "02_causal_mask.html#cell-id=cell-08"."""
+    """Where each claim was recorded: `href(stem, claim_id)` -> "02_causal_mask.html#cell-id=cell-08".
+
+    The cell that printed the claim's line wins; the claim's recorded `cell` (execution count) is the fallback
+    for a claim recorded without printing."""
 
     def __init__(self, reports: Path, results: dict[str, dict[str, Any]]):
         self.results = results
@@ -83,12 +86,13 @@ class _Cells:
         if stem not in self.maps:
             return None, None
         by_count, by_claim = self.maps[stem]
+        if claim_id in by_claim:  # the cell whose output printed "[HOLDS] <claim_id>: ..." is the ground truth
+            cell_id = by_claim[claim_id]
+            return cell_id, next((n for n, i in by_count.items() if i == cell_id), None)
         entry = self.results.get(stem, {}).get("claims", {}).get(claim_id, {})
-        if entry.get("cell") in by_count:
+        if entry.get("cell") in by_count:  # the execution count recorded with the claim
             return by_count[entry["cell"]], entry["cell"]
-        cell_id = by_claim.get(claim_id)
-        count = next((n for n, i in by_count.items() if i == cell_id), None)
-        return cell_id, count
+        return None, None
 
     def href(self, stem: str, claim_id: str) -> str:
         cell_id, _ = self.cell(stem, claim_id)
