@@ -4,16 +4,23 @@
   function overflowing(el) {
     return el.scrollHeight > el.clientHeight + 1 || el.scrollWidth > el.clientWidth + 1;
   }
-  function fit(el) {
-    var min = parseFloat(el.dataset.fitMin || "14");
+  function shrink(el, min) {
     var size = parseFloat(getComputedStyle(el).fontSize);
     while (overflowing(el) && size > min) {
       size -= 1;
       el.style.fontSize = size + "px";
     }
-    if (overflowing(el) && el.hasAttribute("data-fit-wrap") && el.style.whiteSpace !== "normal") {
+  }
+  // [data-fit-wrap]: one line if it fits at data-fit-line (px) or more, else wrapped from the original size down
+  function fit(el) {
+    var min = parseFloat(el.dataset.fitMin || "14");
+    if (!el.hasAttribute("data-fit-wrap")) return shrink(el, min);
+    var original = el.style.fontSize;
+    shrink(el, parseFloat(el.dataset.fitLine || min));
+    if (overflowing(el)) {
+      el.style.fontSize = original;
       el.style.whiteSpace = "normal";
-      fit(el);
+      shrink(el, min);
     }
   }
   function fitAll() {
