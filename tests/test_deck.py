@@ -26,7 +26,8 @@ BUILT_HERE = {"slides", "site", "html", "index.html"}  # written by the builders
 
 
 def fixture_reports(folder: Path, findings: dict | None = None) -> Path:
-    """`folder` holding links to the committed reports, with the fixture (or `findings`) as 00_findings.json."""
+    """`folder` holding links to the committed reports; 00_findings.json is `findings` if given, else the committed
+    one when it has "sentences", else the fixture."""
     (folder / "results").mkdir(parents=True)
     for entry in REPORTS.iterdir():
         if entry.name not in BUILT_HERE | {"results"}:
@@ -34,6 +35,10 @@ def fixture_reports(folder: Path, findings: dict | None = None) -> Path:
     for result in (REPORTS / "results").glob("*.json"):
         if result.name != "00_findings.json":
             (folder / "results" / result.name).symlink_to(result)
+    committed = REPORTS / "results" / "00_findings.json"
+    if findings is None and "sentences" in json.loads(committed.read_text(encoding="utf-8")):
+        (folder / "results" / "00_findings.json").symlink_to(committed)  # the real records, once they are written
+        return folder
     text = FIXTURE.read_text(encoding="utf-8") if findings is None else json.dumps(findings)
     (folder / "results" / "00_findings.json").write_text(text, encoding="utf-8")
     return folder

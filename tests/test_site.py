@@ -1,5 +1,6 @@
 """The report site's pages: FINDINGS as home with linked evidence, every claim linked to its cell, nothing remote."""
 
+import html
 import json
 import re
 
@@ -67,7 +68,10 @@ def test_every_claim_links_to_an_existing_cell_with_its_run_details(site):
 
 def test_evidence_deck_and_pages_are_there_and_offline(site):
     evidence = (site / "evidence.html").read_text(encoding="utf-8")
-    assert "Decoder self-attention mask" in evidence and "exact_match_over_seeds.png" in evidence
+    records = json.loads((site.parent / "results" / "00_findings.json").read_text(encoding="utf-8"))["sentences"]
+    for record in records:
+        assert html.escape(record["title"], quote=False) in evidence, record["id"]
+        assert not record.get("figure") or f'src="{record["figure"]}"' in evidence, record["id"]
     deck = (site / "deck.html").read_text(encoding="utf-8")
     assert 'href="slides/index.html"' in deck and (site / "slides" / "index.html").exists()
     for page in site.rglob("*.html"):
