@@ -191,7 +191,7 @@ def plan_slides(sentences: list[dict[str, Any]], results: dict[str, dict[str, An
     answers = by_section(sentences, "answer")
     verdicts = by_section(sentences, "verdict")
     n_claims, n_hold = _claim_counts(results)
-    questions = [a["title"] for a in answers]
+    questions = list(dict.fromkeys(a["title"] for a in answers))  # an answer is several sentences
     slides = [{"kind": "title", "id": "title", "title": DECK_TITLE, "questions": questions,
                "subtitle": f"Lab meeting · {len(results) - (FINDINGS in results)} executed notebooks · "
                            f"{n_hold} of {n_claims} recorded claims hold",
@@ -202,13 +202,18 @@ def plan_slides(sentences: list[dict[str, Any]], results: dict[str, dict[str, An
                                "Every sentence and number on these slides is generated from reports/results/*.json "
                                "by the findings notebook; a sentence whose backing claim fails says so.")}]
     slides += [_verdict_slide(record, index, len(verdicts), reports) for index, record in enumerate(verdicts, 1)]
-    for index, answer in enumerate(answers, 1):
-        slides.append({"kind": "answer", "id": answer["id"], "kicker": f"Answer {index} of {len(answers)}",
-                       "title": answer["title"], "text": answer["text"], "established": answer["established"],
-                       "claims": _claims_view(answer["claims"]),
-                       "notes": _notes(answer.get("notes", ""), answer["text"],
-                                       "Backing claims:\n" + _claim_notes(answer["claims"]))})
+    for index, question in enumerate(questions, 1):
+        group = [a for a in answers if a["title"] == question]
+        text = " ".join(a["text"] for a in group)
+        claims = list({(c["notebook"], c["id"]): c for a in group for c in a["claims"]}.values())
+        slides.append({"kind": "answer", "id": group[0]["id"].rsplit(".", 1)[0],
+                       "kicker": f"Answer {index} of {len(questions)}", "title": question, "text": text,
+                       "established": all(a["established"] for a in group), "claims": _claims_view(claims),
+                       "notes": _notes(*[a.get("notes", "") for a in group], text,
+                                       "Backing claims:\n" + _claim_notes(claims))})
     slides += _list_slides(by_section(sentences, "pitfall"), "Pitfalls", "pitfall")
+    slides += _list_slides(by_section(sentences, "hf_defaults"), "HF's defaults, measured", "hf_defaults")
+    slides += _list_slides(by_section(sentences, "data_parallel"), "More than one device", "data_parallel")
     slides += _list_slides(by_section(sentences, "audit"), "Audit your own model", "audit")
     slides += _list_slides(by_section(sentences, "scope") + by_section(sentences, "real_data"),
                            "Scope and limits", "scope")

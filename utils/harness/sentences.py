@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 FINDINGS = "00_findings"
-SECTIONS = ("verdict", "answer", "pitfall", "audit", "scope", "rerun", "real_data")
+SECTIONS = ("verdict", "answer", "pitfall", "hf_defaults", "data_parallel", "real_data", "audit", "scope", "rerun")
 REQUIRED = ("id", "section", "title", "text", "established", "claims", "metrics")
 
 __all__ = ["FINDINGS", "SECTIONS", "by_section", "findings_path", "load_results", "load_sentences"]

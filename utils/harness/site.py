@@ -27,8 +27,10 @@ from utils.harness.sentences import by_section, findings_path, load_results, loa
 MKDOCS_YML = REPO_ROOT / "mkdocs.yml"
 DOCS_DIR = REPO_ROOT / "build" / "site-docs"
 ASSETS_DIR = Path(__file__).parent / "templates" / "site"
-SECTION_HEADINGS = {"verdict": "Verdicts", "answer": "Answers", "pitfall": "Pitfalls", "audit": "Audit your model",
-                    "scope": "Scope and limits", "real_data": "Real data and checkpoints", "rerun": "How to rerun"}
+SECTION_HEADINGS = {"verdict": "Verdicts", "answer": "Answers", "pitfall": "Pitfalls",
+                    "hf_defaults": "HF's defaults, measured", "data_parallel": "More than one device",
+                    "real_data": "Real data and a pretrained model", "audit": "Audit your model",
+                    "scope": "Scope and limits", "rerun": "How to rerun"}
 _CLAIM_LINE = re.compile(r"^\[(?:SANITY )?(?:HOLDS|DOES NOT HOLD)\] ([\w.\-]+): ", re.M)
 _EVIDENCE_TOKEN = re.compile(r"\b(\d\d[a-z]?):([A-Za-z0-9_]+)(?= [✓✗]| = )")
 REMOTE = re.compile(r"""<(?:script|link|img|iframe|source|video|audio)\b[^>]*\b(?:src|href)\s*=\s*["']?\s*"""
