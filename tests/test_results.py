@@ -108,3 +108,12 @@ def test_results_differences_names_what_changed():
     assert results_differences({"01": run}, {"01": changed, "02": run}) == [
         "01: claim ids differ: ['b']", "01: claim a holds True -> False", "01: metric x 1.0 -> 1.5",
         "02: only in after"]
+
+
+def test_a_claim_records_the_cell_it_was_made_in():
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_cell("from utils.harness.results import Results\nr = Results('01_x', {})", store_history=True)
+    outcome = shell.run_cell("r.claim('c', True, 'made here')", store_history=True)
+    assert shell.user_ns["r"].claims["c"]["cell"] == outcome.execution_count  # the In[n] the reader sees

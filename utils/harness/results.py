@@ -45,7 +45,8 @@ def _execution_count() -> int | None:
     except ImportError:
         return None
     shell = get_ipython()
-    return getattr(shell, "execution_count", None) if shell is not None else None
+    count = getattr(shell, "execution_count", None) if shell is not None else None
+    return count - 1 if isinstance(count, int) else None  # IPython counts the running cell In[n] as n + 1
 
 
 def library_versions() -> dict[str, str]:
