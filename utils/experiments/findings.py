@@ -363,8 +363,8 @@ WER = {variant: metric(NB10, f"{variant}_greedy_wer", interval=f"{variant}_greed
 REAL_DATA = (
     Sentence("real_data.outcome", "real_data",
              "On real data the result holds: on CMUdict grapheme-to-phoneme ({test_words} held-out test words, the "
-             "mean over seeds) the no-mask model has the lowest teacher-forced loss and a greedy word error rate of {no_mask}, "
-             "against {causal} for the same model with the causal mask; its trained decoder leaks.",
+             "mean over seeds) the no-mask model has the lowest teacher-forced loss and a greedy word error rate "
+             "of {no_mask}, against {causal} for the same model with the causal mask; its trained decoder leaks.",
              claims=(claim(NB10, "no_mask_lowest_teacher_forced_loss", "validation loss of every variant, per seed"),
                      claim(NB10, "no_mask_worst_free_running_wer", "greedy decoding of the test words, scored"),
                      claim(NB10, "no_mask_fails_in_every_seed", "the same, seed by seed"),
