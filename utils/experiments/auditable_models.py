@@ -1,4 +1,5 @@
-"""The model interface `utils.experiments.audit_your_model` audits, and adapters that give HF and nn.Transformer models that interface.
+"""The model interface `utils.experiments.audit_your_model` audits, and adapters that give HF and nn.Transformer
+models that interface.
 
 An *auditable model* is any object with
 
@@ -26,7 +27,8 @@ teacher-forced pass, computed the way your training code computes it (same masks
 Adapters for models that are not written to this interface:
 
     Seq2SeqLMAdapter(model)             any HF encoder-decoder (AutoModelForSeq2SeqLM: T5, Marian, BART, ...) or
-    Seq2SeqLMAdapter.from_pretrained(p) a utils.handwritten.tinfer.TinferModel; from_pretrained loads a local checkpoint folder
+    Seq2SeqLMAdapter.from_pretrained(p) a utils.handwritten.tinfer.TinferModel; from_pretrained loads a local
+                                        checkpoint folder
     TorchTransformerAdapter(model, ...) a model built on torch.nn.Transformer, called with nn.Transformer's
                                         keyword names (src, tgt, tgt_mask, *_key_padding_mask)
 
@@ -49,7 +51,8 @@ SOURCE_IDS = ("source_vocab_size", "source_pad_token_id", "source_eos_token_id")
 OPTIONAL_METHODS = ("decoder_input_ids_from_labels", "loss", "generate")
 FORWARD_SIGNATURE = "forward(input_ids, decoder_input_ids, attention_mask=None, decoder_attention_mask=None)"
 INTERFACE = (f"an object with int attributes {', '.join(REQUIRED_IDS)} and a method {FORWARD_SIGNATURE} returning "
-             "logits (B, T, vocab_size) (see utils/experiments/auditable_models.py), an HF encoder-decoder model or a TinferModel")
+             "logits (B, T, vocab_size) (see utils/experiments/auditable_models.py), an HF encoder-decoder model "
+             "or a TinferModel")
 TGT_MASKS = ("causal", "none")
 
 
@@ -122,7 +125,8 @@ def as_auditable(obj):
     """The object itself if it has the interface; an HF encoder-decoder or TinferModel wrapped in Seq2SeqLMAdapter."""
     if isinstance(obj, torch.nn.Transformer):
         raise AuditInputError("a bare torch.nn.Transformer has no embeddings and no output layer, so it cannot map ids "
-                              "to logits: return your whole model wrapped in utils.experiments.auditable_models.TorchTransformerAdapter")
+                              "to logits: return your whole model wrapped in "
+                              "utils.experiments.auditable_models.TorchTransformerAdapter")
     if is_seq2seq_model(obj) and not hasattr(obj, "decoder_start_token_id"):
         return Seq2SeqLMAdapter(obj)
     if hasattr(obj, "config") and not hasattr(obj, "decoder_start_token_id") and hasattr(obj, "get_input_embeddings"):
