@@ -31,6 +31,7 @@ from transformers import (
 from utils.handwritten.leakage_audit import BLOCKED_BELOW, future_leakage, seq2seq_logits_fn
 from utils.handwritten.seq2seq import decoder_self_attention_modules
 from utils.handwritten.teacher_forcing import IGNORE_INDEX, masked_cross_entropy, shift_right
+from utils.workbench.device import to_device
 from utils.workbench.models import SIZES
 
 FAMILIES = ("t5", "marian", "bart")
@@ -431,7 +432,7 @@ def measure_family(family: str, kind: str, attn_implementation: str, size: str =
                    with_generation: bool = True, device: torch.device | str = "cpu") -> dict:
     """Every call form (and a bare generate) of one family, config kind and attention implementation."""
     model = build_hf_model(family, kind, size, attn_implementation, seed).to(device)
-    batch = {name: tensor.to(device) for name, tensor in example_batch(model.config, seed).items()}
+    batch = to_device(example_batch(model.config, seed), device)
     cells = {form: measure_call(model, form, batch, attn_implementation) for form in CALL_FORMS}
     if with_generation:
         cells["generate"] = measure_generation(model, batch, seed)
