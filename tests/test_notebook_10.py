@@ -13,7 +13,7 @@ STRUCTURAL_CLAIMS = [
 ]
 TRAINING_CLAIMS = [
     "no_mask_lowest_teacher_forced_loss", "no_mask_worst_free_running_wer", "no_mask_fails_in_every_seed",
-    "causal_learns_the_task", "beam_not_worse_than_greedy_for_causal_models", "no_mask_exposure_gap_largest",
+    "causal_learns_the_task", "beam_not_worse_than_greedy_for_causal_models", "leakage_gap_exceeds_exposure_gap",
     "g2p_en_gap_smaller_than_no_mask",
 ]
 
