@@ -454,8 +454,8 @@ SCOPE = (
              metrics={"causal": SWEEP_RANGE["causal"], "no_mask": SWEEP_RANGE["no_mask"]}, title="Seeds"),
     Sentence("scope.no_ranking", "scope",
              "No architecture ranking is drawn: the replica and HF's T5 and Marian differ in tuning and "
-             "tokenizers; HF T5 reaches {t5} and HF Marian {marian}, and the paired intervals separate only: "
-             "{ranked}.",
+             "tokenizers. HF T5 reaches {t5} and HF Marian {marian}; the paired intervals of this one run exclude "
+             "zero for {ranked}, which describes these runs, not the architectures.",
              claims=(claim(NB04, "t5_learns_the_task", "HF T5 trained on the same budget"),
                      claim(NB04, "marian_learns_the_task", "HF Marian trained on the same budget")),
              metrics={"t5": EXACT["t5"], "marian": EXACT["marian"], "ranked": metric(NB04, "ranked_pairs")},
@@ -560,8 +560,9 @@ def findings_markdown(records: list[dict[str, Any]], results: dict[str, dict[str
         f"audited: {len(audited_failing)} of {len(counts['audited'])} do not hold "
         f"({', '.join(audited_failing) or 'none'}), as expected for the leaky example it audits by default.")
     mapping = [{"sentence": r["id"], "established": "yes" if r["established"] else "no",
-                "claims (reason)": "; ".join(f"{c['notebook'][:3]}{c['id']} ({c['reason']})" for c in r["claims"]),
-                "metrics": ", ".join(f"{m['notebook'][:3]}{m['name']}" for m in r["metrics"]) or "none",
+                "claims (reason)": "; ".join(f"{c['notebook'].split('_')[0]}:{c['id']} ({c['reason']})"
+                                             for c in r["claims"]),
+                "metrics": ", ".join(f"{m['notebook'].split('_')[0]}:{m['name']}" for m in r["metrics"]) or "none",
                 "cites": "; ".join(r["citations"]) or "none"} for r in records]
     parts = [
         "# Findings: is “tinfer” training what T5 and the original Transformer do?",
