@@ -479,7 +479,8 @@ def _row_record(row: Row, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     record["cells"] = {"tinfer": row.tinfer, "paper_transformer": row.vaswani, "paper_t5": row.t5_paper,
                        "hf_t5": render(row.hf_t5, results)["text"], "hf_marian": render(row.hf_marian, results)["text"],
                        "verdict": record["text"]}
-    record["claims"] += [c for cell in (row.hf_t5, row.hf_marian) for c in render(cell, results)["claims"]]
+    cell_claims = [c for cell in (row.hf_t5, row.hf_marian) for c in render(cell, results)["claims"]]
+    record["claims"] = list({(c["notebook"], c["id"]): c for c in record["claims"] + cell_claims}.values())
     return record
 
 
