@@ -69,7 +69,9 @@ def plan(findings: dict | None = None):
 
 def test_a_findings_file_without_sentences_is_refused_naming_the_file_and_key(tmp_path):
     path = tmp_path / "00_findings.json"
-    path.write_text((REPORTS / "results" / "00_findings.json").read_text(encoding="utf-8"))
+    findings = json.loads((REPORTS / "results" / "00_findings.json").read_text(encoding="utf-8"))
+    findings.pop("sentences", None)
+    path.write_text(json.dumps(findings), encoding="utf-8")
     with pytest.raises(LookupError, match=r"00_findings\.json has no key 'sentences'"):
         load_sentences(path)
     with pytest.raises(LookupError, match="'sentences'"):
@@ -144,8 +146,11 @@ def test_the_deck_is_self_contained(tmp_path):
     reports = fixture_reports(tmp_path / "reports")
     deck = build_deck(reports, tmp_path / "slides", pdf=False)
     page = deck.read_text(encoding="utf-8")
+    laid_out = json.loads((reports / "results" / "00_findings.json").read_text(encoding="utf-8"))
+    slides = plan(laid_out)
     assert remote_references(page) == []
-    assert page.count("<section ") == len(plan()) and page.count('<aside class="notes">') == len(plan())
+    assert page.count("<section ") == len(slides) and page.count('<aside class="notes">') == len(slides)
     assert 'src="reveal.js/dist/reveal.js"' in page and (tmp_path / "slides" / "reveal.js" / "dist").is_dir()
-    assert (tmp_path / "slides" / "figures" / "04b_tinfer_sweep" / "exact_match_over_seeds.png").exists()
+    figures = [r["figure"] for r in laid_out["sentences"] if r["section"] == "verdict" and r.get("figure")]
+    assert figures and all((tmp_path / "slides" / figure).exists() for figure in figures)
     assert not (tmp_path / "slides" / "deck.pdf").exists()
