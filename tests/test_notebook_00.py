@@ -6,6 +6,8 @@ from utils.experiments.findings import failing_claims, missing_claims
 from utils.harness.paths import NOTEBOOKS_DIR
 from utils.harness.results import load_all_results
 
+# claims the findings cite that a smoke profile does not run (11's smoke runs only the default Trainer setting)
+SKIPPED_BY_SMOKE = {"11_data_parallel:trainer_token_sum_loss_follows_global"}
 OTHER_NOTEBOOKS = sorted(p.stem for p in NOTEBOOKS_DIR.glob("[0-9]*.ipynb") if not p.stem.startswith("00_"))
 
 
@@ -21,8 +23,9 @@ def test_00_findings_records_the_table_claims_consistently(findings, smoke_repor
                if stem != "00_findings"}
     assert set(results) == set(OTHER_NOTEBOOKS)
     present = findings["claims"]["all_cited_claims_present"]
-    assert present["holds"], f"the findings cite claims nobody recorded: {present['evidence']}"
-    assert missing_claims(results) == []
+    missing = missing_claims(results)
+    assert set(missing) <= SKIPPED_BY_SMOKE, f"the findings cite claims nobody recorded: {present['evidence']}"
+    assert present["holds"] == (not missing) and present["evidence"]["missing"] == missing
     all_hold = findings["claims"]["all_claims_hold"]
     assert all_hold["holds"] == (failing_claims(results) == [])
     assert all_hold["evidence"]["not_holding"] == failing_claims(results)
