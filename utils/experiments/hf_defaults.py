@@ -28,8 +28,13 @@ from transformers import (
     T5ForConditionalGeneration,
 )
 
-from utils.handwritten.leakage_audit import BLOCKED_BELOW, future_leakage, seq2seq_logits_fn
-from utils.handwritten.seq2seq import decoder_self_attention_modules
+from utils.handwritten.leakage_audit import (
+    BLOCKED_BELOW,
+    capture_sdpa_kernel_calls,
+    capture_self_attention_masks,
+    future_leakage,
+    seq2seq_logits_fn,
+)
 from utils.handwritten.teacher_forcing import IGNORE_INDEX, masked_cross_entropy, shift_right
 from utils.workbench.device import to_device
 from utils.workbench.models import SIZES
@@ -209,41 +214,20 @@ def watch_self_attention_kernel(model) -> Iterator[list[dict]]:
 
     eager: the module's mask argument is added to the scores as is (`is_causal` unused). sdpa: what
     `torch.nn.functional.scaled_dot_product_attention` received (`attn_mask`, `is_causal`); for T5 this is the
-    mask `create_position_bias_mask` built with the relative-position bias folded in.
+    mask `create_position_bias_mask` built with the relative-position bias folded in. The list fills when the
+    block ends, one record per module call, from the two captures of `utils.handwritten.leakage_audit`.
     """
     records: list[dict] = []
-    inside: list[dict] = []
-    original_sdpa = torch.nn.functional.scaled_dot_product_attention
-
-    def sdpa(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, **kwargs):
-        if inside:
-            inside[-1]["kernel"] = {"mask": None if attn_mask is None else attn_mask.detach().cpu(),
-                                    "is_causal": bool(is_causal)}
-        return original_sdpa(query, key, value, attn_mask=attn_mask, dropout_p=dropout_p, is_causal=is_causal,
-                             **kwargs)
-
-    def pre_hook(name, module, args, kwargs):
-        mask = kwargs.get("mask", kwargs.get("attention_mask"))
-        hidden_states = args[0] if args else kwargs["hidden_states"]
-        inside.append({"module": name, "query_length": hidden_states.shape[1],
-                       "module_mask": None if mask is None else mask.detach().cpu(),
-                       "module_is_causal": getattr(module, "is_causal", None), "kernel": None})
-
-    def post_hook(module, args, kwargs, output):
-        records.append(inside.pop())
-
-    handles = []
-    for name, module in decoder_self_attention_modules(model):
-        handles.append(module.register_forward_pre_hook(lambda m, a, k, name=name: pre_hook(name, m, a, k),
-                                                        with_kwargs=True))
-        handles.append(module.register_forward_hook(post_hook, with_kwargs=True))
-    torch.nn.functional.scaled_dot_product_attention = sdpa
-    try:
+    with capture_self_attention_masks(model) as module_calls, capture_sdpa_kernel_calls(model) as kernel_calls:
         yield records
-    finally:
-        torch.nn.functional.scaled_dot_product_attention = original_sdpa
-        for handle in handles:
-            handle.remove()
+    kernels = kernel_calls if len(kernel_calls) == len(module_calls) else [None] * len(module_calls)  # eager: none
+    for call, kernel in zip(module_calls, kernels, strict=True):
+        records.append({"module": call["module"], "query_length": call["query_length"],
+                        "module_mask": None if call["mask"] is None else call["mask"].cpu(),
+                        "module_is_causal": call["is_causal"],
+                        "kernel": None if kernel is None else {
+                            "mask": None if kernel["mask"] is None else kernel["mask"].cpu(),
+                            "is_causal": kernel["is_causal"]}})
 
 
 def allowed_from_record(record: dict, attn_implementation: str) -> torch.Tensor:
