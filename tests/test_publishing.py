@@ -210,14 +210,8 @@ def test_each_run_stages_in_its_own_folder_and_dead_runs_are_cleaned(tmp_path):
     assert first != second and first.is_dir() and second.is_dir()
 
 
-def test_a_failed_publish_puts_everything_back(tmp_path, monkeypatch):
-    out = tmp_path / "D"
-    before = previous_report(out)
-    staging = run.prepare_staging(out, STEM)
-    (staging / "figures" / STEM).mkdir(parents=True)
-    (staging / "figures" / STEM / "new.png").write_bytes(b"new")
-    (staging / "results" / f"{STEM}.json").write_text("{}")
-    (staging / f"{STEM}.ipynb").write_text("{}")
+def fail_when_the_notebook_moves(monkeypatch, staging: Path, out: Path) -> None:
+    """Make publishing fail with a full disk at its last move, the executed notebook's."""
     real_replace = os.replace
 
     def fail_on_the_notebook(source, target):
@@ -226,6 +220,17 @@ def test_a_failed_publish_puts_everything_back(tmp_path, monkeypatch):
         real_replace(source, target)
 
     monkeypatch.setattr(run.os, "replace", fail_on_the_notebook)
+
+
+def test_a_failed_publish_puts_everything_back(tmp_path, monkeypatch):
+    out = tmp_path / "D"
+    before = previous_report(out)
+    staging = run.prepare_staging(out, STEM)
+    (staging / "figures" / STEM).mkdir(parents=True)
+    (staging / "figures" / STEM / "new.png").write_bytes(b"new")
+    (staging / "results" / f"{STEM}.json").write_text("{}")
+    (staging / f"{STEM}.ipynb").write_text("{}")
+    fail_when_the_notebook_moves(monkeypatch, staging, out)
     with pytest.raises(OSError, match="No space left"):
         run.publish(staging, out, STEM, html=False)
     assert (staging / "figures" / STEM / "new.png").exists()  # the new outputs went back to staging
@@ -242,18 +247,11 @@ def test_documents_are_published_with_the_notebook_and_put_back_on_failure(tmp_p
     (staging / "documents" / "FINDINGS.md").write_text("new findings")
     (staging / "results" / f"{STEM}.json").write_text("{}")
     (staging / f"{STEM}.ipynb").write_text("{}")
-    real_replace = os.replace
-
-    def fail_on_the_notebook(source, target):
-        if Path(target) == out / f"{STEM}.ipynb" and Path(source).parent == staging:
-            raise OSError(28, "No space left on device")
-        real_replace(source, target)
-
-    monkeypatch.setattr(run.os, "replace", fail_on_the_notebook)
+    fail_when_the_notebook_moves(monkeypatch, staging, out)
     with pytest.raises(OSError):
         run.publish(staging, out, STEM, html=False)
     assert (out / "FINDINGS.md").read_text() == "old findings"  # a failed publish keeps the old document
-    monkeypatch.setattr(run.os, "replace", real_replace)
+    monkeypatch.undo()
     run.publish(staging, out, STEM, html=False)
     assert (out / "FINDINGS.md").read_text() == "new findings" and (out / f"{STEM}.ipynb").read_text() == "{}"
     assert before is not None
