@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import pytest
 from test_deck import built_reports
 
-from utils.harness.browser import chromium_missing, open_browser
+from utils.reporting.browser import chromium_missing, open_browser
 from utils.harness.paths import REPO_ROOT
 
 MISSING = chromium_missing()
@@ -205,7 +205,7 @@ def test_pdf_has_one_page_per_slide(built):
 
 
 def test_screenshots_for_a_person(built, browser):
-    from utils.harness.render import take_screenshots
+    from utils.reporting.render import take_screenshots
 
     paths = take_screenshots(built / "site", built / "slides", SCREENSHOTS, context=browser)
     names = [path.name for path in paths]

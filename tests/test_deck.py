@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from utils.harness.deck import build_deck, inline_markdown, install_reveal, plan_slides
+from utils.reporting.deck import build_deck, inline_markdown, install_reveal, plan_slides
 from utils.harness.paths import REPO_ROOT
-from utils.harness.sentences import load_results, load_sentences
-from utils.harness.site import remote_references
+from utils.reporting.sentences import load_results, load_sentences
+from utils.reporting.site import remote_references
 
 REPORTS = REPO_ROOT / "reports"
 FIXTURE = Path(__file__).parent / "fixtures" / "00_findings_sentences.json"
@@ -47,8 +47,8 @@ def fixture_reports(folder: Path, findings: dict | None = None) -> Path:
 @functools.cache
 def built_reports() -> Path:
     """Fixture reports with slides/ (deck.pdf too when Chromium is here) and site/ built, once per session."""
-    from utils.harness.browser import chromium_missing
-    from utils.harness.site import build_site
+    from utils.reporting.browser import chromium_missing
+    from utils.reporting.site import build_site
 
     root = Path(tempfile.mkdtemp(prefix="tinfer-render-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)

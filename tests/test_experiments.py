@@ -31,7 +31,7 @@ from utils.experiments.tinfer_training import (
 )
 from utils.handwritten.teacher_forcing import decoder_attention_mask_from_labels
 from utils.handwritten.tinfer import TinferConfig, TinferModel
-from utils.harness.provenance import provenance_problems
+from utils.reporting.provenance import provenance_problems
 from utils.workbench.batching import pad_features
 from utils.workbench.tokenizers import load_tokenizer
 

@@ -2,7 +2,7 @@
 
 import copy
 
-from utils.experiments.findings import (
+from utils.reporting.findings import (
     QUESTIONS,
     ROWS,
     all_sentences,
@@ -13,7 +13,7 @@ from utils.experiments.findings import (
     sentence_records,
     verdict_table,
 )
-from utils.harness.provenance import Sentence, provenance_problems
+from utils.reporting.provenance import Sentence, provenance_problems
 
 
 def complete_results() -> dict:

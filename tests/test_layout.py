@@ -1,7 +1,8 @@
 """The rooms of utils/ and the direction of imports between them, read from the source with ast.
 
     handwritten   the code under study: imports no other room
-    harness       run-and-report infrastructure: imports no other room
+    harness       running notebooks: parameters, results, figures, the runner and publishing; imports no other room
+    reporting     findings sentences, Markdown, the deck and the site: may import harness
     workbench     builds experiments: may import handwritten and harness
     experiments   per-notebook helpers: may import every room
 Modules at the top of utils/ are commands only (`python -m utils.run`); nothing imports them.
@@ -13,9 +14,9 @@ from pathlib import Path
 import pytest
 
 UTILS = Path(__file__).resolve().parents[1] / "utils"
-ROOMS = ("handwritten", "workbench", "experiments", "harness")
-ALLOWED = {"handwritten": set(), "harness": set(), "workbench": {"handwritten", "harness"},
-           "experiments": {"handwritten", "harness", "workbench"}}
+ROOMS = ("handwritten", "workbench", "experiments", "harness", "reporting")
+ALLOWED = {"handwritten": set(), "harness": set(), "reporting": {"harness"}, "workbench": {"handwritten", "harness"},
+           "experiments": {"handwritten", "harness", "workbench", "reporting"}}
 
 
 def utils_imports(source: str) -> set[str]:
@@ -104,8 +105,9 @@ def test_top_level_modules_only_start_commands():
 
 @pytest.mark.parametrize("module, source, expected", [
     ("utils.handwritten.decoding", "from utils.workbench.models import build_model", "imports utils.workbench"),
-    ("utils.harness.run", "import utils.experiments.findings", "imports utils.experiments"),
-    ("utils.harness.render", "from utils.experiments import findings", "imports utils.experiments"),
+    ("utils.harness.run", "import utils.reporting.findings", "imports utils.reporting"),
+    ("utils.reporting.findings", "from utils.workbench.metrics import chrf", "imports utils.workbench"),
+    ("utils.reporting.render", "from utils.experiments import findings", "imports utils.experiments"),
     ("utils.workbench.data", "from utils.run import main", "command module utils.run"),
 ])
 def test_a_planted_bad_import_is_caught(module, source, expected):

@@ -1,6 +1,6 @@
 """utils/harness/markdown.py."""
 
-from utils.harness.markdown import markdown_table
+from utils.reporting.markdown import markdown_table
 
 
 def test_markdown_table_escapes_pipes():

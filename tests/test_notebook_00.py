@@ -2,7 +2,7 @@
 
 import pytest
 
-from utils.experiments.findings import failing_claims, missing_claims
+from utils.reporting.findings import failing_claims, missing_claims
 from utils.harness.paths import NOTEBOOKS_DIR
 from utils.harness.results import load_all_results
 

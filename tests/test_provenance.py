@@ -1,6 +1,6 @@
 """utils/harness/provenance.py: a sentence shows only what its claims establish, and the reviewer's checks bite."""
 
-from utils.harness.provenance import Claim, Metric, Sentence, provenance_problems, render
+from utils.reporting.provenance import Claim, Metric, Sentence, provenance_problems, render
 
 RESULTS = {
     "04_tinfer_training": {

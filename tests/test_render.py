@@ -4,7 +4,7 @@ import json
 
 import nbformat
 
-from utils.harness.render import build_index, main, remote_references
+from utils.reporting.render import build_index, main, remote_references
 
 
 def test_remote_references_finds_scripts_links_and_protocol_relative_urls():

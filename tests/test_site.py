@@ -7,9 +7,9 @@ import re
 import pytest
 from test_deck import REPORTS, built_reports, fixture_records, fixture_reports
 
-from utils.harness.sentences import load_results
-from utils.harness.site import cell_links, remote_references, write_docs
-from utils.harness.site_hooks import strip_remote_scripts
+from utils.reporting.sentences import load_results
+from utils.reporting.site import cell_links, remote_references, write_docs
+from utils.reporting.site_hooks import strip_remote_scripts
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
-"""Helpers of the tinfer notebooks, in four rooms; imports point only left-to-right in `handwritten <- workbench <-
-experiments` and `harness <- experiments` (tests/test_layout.py). One line per module:
+"""Helpers of the tinfer notebooks, in five rooms; imports point one way: `handwritten <- workbench <- experiments`,
+`harness <- workbench`, `harness <- reporting <- experiments` (tests/test_layout.py). One line per module:
 
 handwritten/   the code under study: read it in one sitting
     teacher_forcing     shift_right, causal and padding masks, the masked token-mean loss
@@ -19,11 +19,11 @@ workbench/     what experiments are built from
     metrics             exact match, chrF, BLEU, word and phoneme error rates
     uncertainty         bootstrap intervals, paired differences, spread over seeds
     device              device="auto" and to_device(batch, device)
+    tolerance           one tolerance model for every closeness claim: atol + rtol x magnitude, by dtype
     reproducibility     set_seed
     cmudict             the CMU Pronouncing Dictionary: loader and split by word
 
 experiments/   one module per notebook's experiment
-    findings            00: every findings sentence generated from the claims that test it
     trainer_measurements 03: what Seq2SeqTrainer does to the loss and the update
     tinfer_training     04 (and 04b): the researcher's setup against a causal mask, HF T5 and Marian
     lm_objectives       06: causal LM, masked LM and T5 span corruption by hand
@@ -38,18 +38,21 @@ experiments/   one module per notebook's experiment
     hf_defaults         12: HF's defaults measured, per family, config and call form
     bench               `make bench`: hand-written vs HF, same model and inputs
 
-harness/       running and reporting
-    run                 the runner (`python -m utils.run`): checks parameters, stages, publishes all or nothing
+harness/       running notebooks
+    run                 the runner (`python -m utils.run`): checks parameters, executes, reports the outcome
     parameters          the parameters cell: read, coerce, declarative rules
-    results             the results recorder: claims, metrics, timings, versions
-    provenance          sentences generated from the claims that test them
+    results             the results recorder: claims, metrics, timings, versions; the one results loader
     paths               repository paths; where a run writes
     figures             one way to save figures
-    markdown            Markdown tables
     source              show a hand-written function beside the installed HF lines
     kernel              which Jupyter kernel runs the notebooks
-    render              what `make run` renders beyond the notebooks: deck, site, index
+
+reporting/     what the reader sees: findings generated from claims, tables, the deck, the site
+    provenance          sentences generated from the claims that test them
+    findings            00: every findings sentence generated from the claims that test it
     sentences           the findings records the deck and the site read
+    markdown            Markdown tables
+    render              what `make run` renders beyond the notebooks: deck, site, index
     deck                the lab-meeting deck from the findings records
     site                the offline report site
     site_hooks          mkdocs hooks that keep the site offline

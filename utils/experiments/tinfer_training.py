@@ -26,7 +26,7 @@ from utils.handwritten.seq2seq import decoder_logits, encode, is_tinfer, labels_
 from utils.handwritten.teacher_forcing import IGNORE_INDEX, shift_right
 from utils.handwritten.tinfer import TinferConfig, TinferModel
 from utils.harness.paths import REPO_ROOT, reports_dir
-from utils.harness.provenance import Claim, Metric, Sentence, render_all
+from utils.reporting.provenance import Claim, Metric, Sentence, render_all
 from utils.workbench.batching import make_batches
 from utils.workbench.device import to_device
 from utils.workbench.metrics import translation_scores
@@ -304,7 +304,7 @@ def _metric(name: str, spec: str = "{:.2f}", interval: str | None = None) -> Met
 
 
 # Notebook 04's verdict: one sentence per part of the researcher's practice, each generated from the claims of this
-# notebook that test it (utils.harness.provenance). Paper sections are citations, not evidence.
+# notebook that test it (utils.reporting.provenance). Paper sections are citations, not evidence.
 VERDICT = (
     Sentence(
         "nb04.one_pass", "verdict",

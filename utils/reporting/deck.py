@@ -24,7 +24,7 @@ from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
 
 from utils.harness.paths import REPO_ROOT
-from utils.harness.sentences import FINDINGS, by_section, findings_path, load_results, load_sentences
+from utils.reporting.sentences import FINDINGS, by_section, findings_path, load_results, load_sentences
 
 REVEAL_VERSION = "5.2.0"
 REVEAL_WHEEL = "sphinx-revealjs==3.2.1"
@@ -260,7 +260,7 @@ def build_deck(reports: Path, out_dir: Path, findings: Path | None = None, revea
     path.write_text(page, encoding="utf-8")
     (out_dir / "deck.pdf").unlink(missing_ok=True)
     if pdf:
-        from utils.harness.browser import print_pdf
+        from utils.reporting.browser import print_pdf
 
         print_pdf(path, out_dir / "deck.pdf")
     return path

@@ -1,6 +1,6 @@
 """The findings (notebook 00, FINDINGS.md, the deck): every sentence generated from the claims that test it.
 
-Each sentence is a `utils.harness.provenance.Sentence`: a template, the claims that test what it says (with a
+Each sentence is a `utils.reporting.provenance.Sentence`: a template, the claims that test what it says (with a
 one-line reason each: the reviewed mapping), the metrics it quotes and the paper sections it cites. Rendering
 against the notebooks' results gives the sentence, or "not established: ..." naming the missing or failing claim.
 The verdict table's HF cells and verdicts are sentences too; its paper cells are citations.
@@ -9,7 +9,7 @@ The verdict table's HF cells and verdicts are sentences too; its paper cells are
 from dataclasses import dataclass
 from typing import Any
 
-from utils.harness.provenance import Claim, Metric, Sentence, render, render_all
+from utils.reporting.provenance import Claim, Metric, Sentence, render, render_all
 
 __all__ = [
     "ANSWERS", "AUDIT", "DATA_PARALLEL", "HF_DEFAULTS", "PITFALLS", "QUESTIONS", "REAL_DATA", "ROWS", "SCOPE",
@@ -546,7 +546,7 @@ def findings_markdown(records: list[dict[str, Any]], results: dict[str, dict[str
     `figures`: paths under the report's figures/ folder that exist; `counts`: claims, sanity, failing, missing and
     audited (claim -> holds), as notebook 00 computed them.
     """
-    from utils.harness.markdown import markdown_table
+    from utils.reporting.markdown import markdown_table
 
     def section(name: str) -> list[str]:
         return [f"- {r['text']}" for r in records if r["section"] == name]

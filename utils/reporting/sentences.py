@@ -1,6 +1,6 @@
 """The findings records the deck and the site are built from: `results/00_findings.json` → "sentences".
 
-Each record (written by the findings notebook through `utils.harness.provenance.render`) is one sentence of the
+Each record (written by the findings notebook through `utils.reporting.provenance.render`) is one sentence of the
 findings with what backs it:
 
     {"id": "verdict.causal_mask", "section": "verdict", "title": "Decoder self-attention mask",

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from utils.harness.paths import REPO_ROOT, reports_dir
-from utils.harness.site import notebook_title, remote_references
+from utils.reporting.site import notebook_title, remote_references
 
 SCREENSHOTS_DIR = REPO_ROOT / "build" / "screenshots"
 
@@ -59,7 +59,7 @@ def build_index(out_dir: Path) -> Path:
 def take_screenshots(site: Path, deck: Path, out_dir: Path = SCREENSHOTS_DIR, context=None) -> list[Path]:
     """PNGs for a person to look at: the site's home page (1280x800) and every verdict slide (1280x720).
     `context`: a browser context to use (default: start Chromium for this)."""
-    from utils.harness.browser import open_browser, screenshot
+    from utils.reporting.browser import open_browser, screenshot
 
     paths = []
     with contextlib.nullcontext(context) if context else open_browser((1280, 800)) as context:
@@ -92,8 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     reports = args.out or reports_dir()
     try:
         if args.what == "slides":
-            from utils.harness.browser import chromium_missing
-            from utils.harness.deck import build_deck
+            from utils.reporting.browser import chromium_missing
+            from utils.reporting.deck import build_deck
 
             missing = None if args.no_pdf else chromium_missing()
             if missing:
@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             if (reports / "slides" / "deck.pdf").exists():
                 print(f"wrote {reports / 'slides' / 'deck.pdf'}")
         elif args.what == "site":
-            from utils.harness.site import build_site
+            from utils.reporting.site import build_site
 
             path = build_site(reports, reports / "site", findings=args.findings)
         elif args.what == "screenshots":

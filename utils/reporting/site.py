@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from utils.harness.paths import REPO_ROOT
-from utils.harness.sentences import by_section, findings_path, load_results, load_sentences
+from utils.reporting.sentences import by_section, findings_path, load_results, load_sentences
 
 MKDOCS_YML = REPO_ROOT / "mkdocs.yml"
 DOCS_DIR = REPO_ROOT / "build" / "site-docs"
