@@ -16,8 +16,8 @@ from urllib.parse import urlparse
 import pytest
 from test_deck import built_reports
 
-from utils.reporting.browser import chromium_missing, open_browser
 from utils.harness.paths import REPO_ROOT
+from utils.reporting.browser import chromium_missing, open_browser
 
 MISSING = chromium_missing()
 pytestmark = pytest.mark.skipif(MISSING is not None, reason=f"browser tests skipped: {MISSING}")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from utils.reporting.deck import build_deck, inline_markdown, install_reveal, plan_slides
 from utils.harness.paths import REPO_ROOT
+from utils.reporting.deck import build_deck, inline_markdown, install_reveal, plan_slides
 from utils.reporting.sentences import load_results, load_sentences
 from utils.reporting.site import remote_references
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from utils.reporting.findings import failing_claims, missing_claims
 from utils.harness.paths import NOTEBOOKS_DIR
 from utils.harness.results import load_all_results
+from utils.reporting.findings import failing_claims, missing_claims
 
 # claims the findings cite that a smoke profile does not run (11's smoke runs only the default Trainer setting)
 SKIPPED_BY_SMOKE = {"11_data_parallel:trainer_token_sum_loss_follows_global"}
