@@ -117,3 +117,25 @@ def test_a_claim_records_the_cell_it_was_made_in():
     shell.run_cell("from utils.harness.results import Results\nr = Results('01_x', {})", store_history=True)
     outcome = shell.run_cell("r.claim('c', True, 'made here')", store_history=True)
     assert shell.user_ns["r"].claims["c"]["cell"] == outcome.execution_count  # the In[n] the reader sees
+
+
+def test_a_missing_optional_package_is_recorded_as_absent(tmp_path, monkeypatch):
+    """`datasets` is optional: a run on a machine without it still saves its results (issue 21: a GPU training run
+    was lost because library_versions() required it)."""
+    from importlib import metadata
+
+    from utils.harness import results as results_module
+
+    real_version = metadata.version
+
+    def version_without_datasets(name):
+        if name == "datasets":
+            raise metadata.PackageNotFoundError(name)
+        return real_version(name)
+
+    monkeypatch.setattr(results_module.metadata, "version", version_without_datasets)
+    recorder = Results("99_absent", {"seed": 0})
+    recorder.metric("loss", 1.0)
+    saved = json.loads(recorder.save(tmp_path).read_text())
+    assert saved["versions"]["datasets"] == "absent"
+    assert saved["versions"]["torch"] == real_version("torch")

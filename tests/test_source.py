@@ -22,7 +22,7 @@ def test_installed_excerpt_reads_the_pinned_transformers():
     assert "def _shift_right(self, input_ids)" in excerpt.lines[0]
     cut = installed(T5ForConditionalGeneration.forward, start="if labels is not None", stop="loss = loss_fct")
     assert "CrossEntropyLoss(ignore_index=-100)" in "".join(cut.lines) and cut.lines[-1].strip().startswith("loss =")
-    with pytest.raises(ValueError, match="not inside an installed package"):
+    with pytest.raises(ValueError, match="this repository's code"):
         installed(shift_right)
     with pytest.raises(ValueError, match="no line contains"):
         installed(T5PreTrainedModel._shift_right, start="this line is not there")
@@ -31,3 +31,22 @@ def test_installed_excerpt_reads_the_pinned_transformers():
 def test_show_code_puts_both_on_the_page():
     text = show_code(shift_right, installed(T5PreTrainedModel._shift_right)).data
     assert text.count("```python") == 2 and "teacher_forcing.py" in text and "modeling_t5.py" in text
+
+
+def test_installed_reads_a_package_outside_site_packages(tmp_path, monkeypatch):
+    """An editable install, `--target` or PYTHONPATH puts a package in a folder not named site-packages."""
+    import importlib
+    import sys
+
+    package = tmp_path / "checkout" / "src" / "fakehf"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text('__version__ = "9.9.0.dev0"\n')
+    (package / "modeling.py").write_text("def _shift_right(input_ids):\n    return input_ids\n")
+    monkeypatch.syspath_prepend(str(package.parent))
+    monkeypatch.delitem(sys.modules, "fakehf", raising=False)
+    modeling = importlib.import_module("fakehf.modeling")
+    excerpt = installed(modeling._shift_right)
+    assert excerpt.where == "fakehf 9.9.0.dev0: fakehf/modeling.py"
+    assert excerpt.first_line == 1 and excerpt.lines[0].startswith("def _shift_right(")
+    sys.modules.pop("fakehf.modeling", None)
+    sys.modules.pop("fakehf", None)

@@ -49,8 +49,19 @@ def _execution_count() -> int | None:
     return count - 1 if isinstance(count, int) else None  # IPython counts the running cell In[n] as n + 1
 
 
+ABSENT = "absent"
+
+
 def library_versions() -> dict[str, str]:
-    return {name: metadata.version(name) for name in VERSIONED_PACKAGES}
+    """The version of each package in VERSIONED_PACKAGES; "absent" for one that is not installed (saving results
+    must never fail for a missing optional package: a finished training run always saves its results)."""
+    versions = {}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = ABSENT
+    return versions
 
 
 class Results:

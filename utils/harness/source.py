@@ -8,6 +8,7 @@ the lines of the *installed* transformers (file inside the package, line numbers
 """
 
 import inspect
+import sys
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -34,18 +35,30 @@ class CodeExcerpt:
         return f"`{self.where}`, lines {self.first_line}-{self.last_line}:\n\n```python\n{body}\n```"
 
 
-def _package_of(path: Path) -> tuple[str, str] | None:
-    """(distribution name with version, path inside site-packages) for an installed file, else None."""
-    for parent in path.parents:
-        if parent.name in ("site-packages", "dist-packages"):
-            relative = path.relative_to(parent)
-            top = relative.parts[0]
-            try:
-                version = metadata.version(top)
-            except metadata.PackageNotFoundError:
-                version = "?"
-            return f"{top} {version}", relative.as_posix()
-    return None
+def _package_of(obj, path: Path) -> tuple[str, str] | None:
+    """(package name with version, path inside the package's parent folder) for code of an imported package other
+    than this repository's, wherever it is installed: site-packages, an editable install from a git checkout,
+    `pip install --target`, or PYTHONPATH. None for this repository's code."""
+    module = inspect.getmodule(obj)
+    top = (module.__name__ if module is not None else "").split(".")[0]
+    package = sys.modules.get(top)
+    package_file = getattr(package, "__file__", None)
+    if not top or top == "utils" or package_file is None:
+        return None
+    root = Path(package_file).resolve().parent  # the folder of the top-level package, e.g. .../transformers
+    if not path.is_relative_to(root):
+        return None
+    return f"{top} {_version_of(top, package)}", path.relative_to(root.parent).as_posix()
+
+
+def _version_of(top: str, package) -> str:
+    """The installed distribution's version of an import name, else the package's __version__, else "?"."""
+    for distribution in metadata.packages_distributions().get(top, []):
+        try:
+            return metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            continue
+    return str(getattr(package, "__version__", "?"))
 
 
 def _select(lines: list[str], first_line: int, start: str | None, stop: str | None) -> tuple[int, list[str]]:
@@ -69,7 +82,7 @@ def code_excerpt(obj, start: str | None = None, stop: str | None = None) -> Code
     path = Path(inspect.getsourcefile(target)).resolve()
     lines, first_line = inspect.getsourcelines(target)
     first_line, lines = _select(lines, first_line, start, stop)
-    package = _package_of(path)
+    package = _package_of(target, path)
     if package is not None:
         where = f"{package[0]}: {package[1]}"
     elif path.is_relative_to(REPO_ROOT):
@@ -83,7 +96,7 @@ def installed(obj, start: str | None = None, stop: str | None = None) -> CodeExc
     """An excerpt that must come from an installed package (the HF side of a comparison)."""
     excerpt = code_excerpt(obj, start, stop)
     if ":" not in excerpt.where:
-        raise ValueError(f"{excerpt.where} is not inside an installed package")
+        raise ValueError(f"{excerpt.where} is this repository's code, not an installed package's")
     return excerpt
 
 
