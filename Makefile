@@ -9,7 +9,7 @@ OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 # tiny models: one CPU thread is fastest and keeps numbers identical across machines (override from outside)
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: help venv run smoke test lint bench slides site sweep g2p-long clean
+.PHONY: help venv run smoke test lint bench slides site sweep g2p-long verify clean
 
 help: ## list the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -52,6 +52,11 @@ g2p-long: $(STAMP) ## notebook 10 (CMUdict) with a long budget: 5 seeds x 4000 s
 
 bench: $(STAMP) ## hand-written vs HF: greedy tokens/s and training step time -> reports/bench.json
 	$(OFFLINE) $(PY) -m utils.bench
+
+RERUN ?= build/rerun
+verify: $(STAMP) ## rerun every notebook into build/rerun (or compare RERUN=DIR as is) and check it reproduces reports/
+	test -d $(RERUN)/results || $(OFFLINE) $(PY) -m utils.run --kernel $(KERNEL) --out $(RERUN) --no-html
+	$(PY) -m utils.verify $(RERUN)
 
 smoke: $(STAMP) ## execute every notebook with smoke parameters into build/smoke/
 	$(OFFLINE) $(PY) -m utils.run --smoke --kernel $(KERNEL) --out build/smoke

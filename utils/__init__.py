@@ -57,6 +57,7 @@ reporting/     what the reader sees: findings generated from claims, tables, the
     site                the offline report site
     site_hooks          mkdocs hooks that keep the site offline
     browser             headless Chromium through Playwright, for the browser tests
+    verify              does a rerun reproduce the published reports? (`python -m utils.verify DIR`)
 
-The top-level modules (run, data, tokenizers, render, bench, audit_model, train) only start commands.
+The top-level modules (run, data, tokenizers, render, bench, audit_model, train, verify) only start commands.
 """
