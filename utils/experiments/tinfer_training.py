@@ -22,7 +22,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from utils.handwritten.decoding import greedy_decode
-from utils.handwritten.seq2seq import decoder_logits, encode, is_tinfer, labels_only_decoder_attention_mask
+from utils.handwritten.seq2seq import is_tinfer, labels_only_decoder_attention_mask
+from utils.handwritten.step_loop import step_loop
 from utils.handwritten.teacher_forcing import IGNORE_INDEX, shift_right
 from utils.handwritten.tinfer import TinferConfig, TinferModel
 from utils.harness.paths import REPO_ROOT, reports_dir
@@ -84,14 +85,10 @@ def step_loop_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     so that with a causal decoder it equals the one-pass `model(**batch).loss` (and so do its gradients).
     """
     labels = batch["labels"]
-    decoder_input_ids = decoder_input_ids_from_labels(model, labels)
-    decoder_attention_mask = labels_only_decoder_attention_mask(model, labels)
-    encoder_states = encode(model, batch["input_ids"], batch["attention_mask"])
+    steps = step_loop(model, batch["input_ids"], batch["attention_mask"], decoder_input_ids_from_labels(model, labels),
+                      labels_only_decoder_attention_mask(model, labels), use_cache=False)
     total = 0.0
-    for t in range(labels.shape[1]):
-        prefix_mask = None if decoder_attention_mask is None else decoder_attention_mask[:, : t + 1]
-        logits = decoder_logits(model, encoder_states, batch["attention_mask"], decoder_input_ids[:, : t + 1],
-                                prefix_mask)[:, -1]  # (B, V)
+    for t, logits in enumerate(steps):  # logits (B, V) of step t
         total = total + torch.nn.functional.cross_entropy(logits.float(), labels[:, t], ignore_index=IGNORE_INDEX,
                                                           reduction="sum")
     return total / (labels != IGNORE_INDEX).sum()
