@@ -13,6 +13,15 @@ and, optionally, any of these (each one switches on one more check):
     generate(input_ids, attention_mask=None, max_new_tokens=20) -> ids  your greedy test-time loop: (B, L) ids that
                                                                         begin with the start token, pad after <eos>
 
+and, when `generate` does more than take the arg-max of `forward` (a library's search often does), its decoding
+constraints, which the audit applies to the one-pass arg-max it compares the loop with:
+
+    banned_token_ids                  ints the loop never emits (e.g. the start token, <pad>, <unk>)
+    min_new_tokens                    int: <eos> is never emitted before this many tokens (step 0 is the first)
+    constrain_next_token_logits(decoder_input_ids, logits) -> logits
+                                      anything else: the prefix (B, t+1) and the next-token logits (B, V), return
+                                      the logits the loop takes the arg-max of (-inf where a token is not allowed)
+
 and, when the encoder reads its own vocabulary (letters in, phonemes out, as in a G2P model):
 
     source_vocab_size, source_pad_token_id, source_eos_token_id        ints; the audit draws input_ids from it
@@ -22,7 +31,10 @@ Any decoder qualifies, attention or recurrent: the audit only calls `forward` (a
 prefix left to right passes the leakage check by construction, and the audit confirms it).
 
 Conventions: batch first; masks are 1/True for a real token and 0/False for padding; `forward` is one
-teacher-forced pass, computed the way your training code computes it (same masks).
+teacher-forced pass, computed the way your training code computes it (same masks). `decoder_attention_mask=None`
+means "every decoder position is real" (an all-ones mask), as in HF: a wrapper around a library that requires a
+mask builds the all-ones mask itself. The audit itself never passes None: it always passes an explicit mask (all
+ones, or 0 at the padding it appended), so a wrapper that forwards the mask as it is works too.
 
 Adapters for models that are not written to this interface:
 
@@ -49,6 +61,7 @@ from utils.handwritten.teacher_forcing import causal_mask
 REQUIRED_IDS = ("vocab_size", "pad_token_id", "decoder_start_token_id", "eos_token_id")
 SOURCE_IDS = ("source_vocab_size", "source_pad_token_id", "source_eos_token_id")  # optional: a separate encoder table
 OPTIONAL_METHODS = ("decoder_input_ids_from_labels", "loss", "generate")
+CONSTRAINTS = ("banned_token_ids", "min_new_tokens", "constrain_next_token_logits")  # optional: how generate decodes
 FORWARD_SIGNATURE = "forward(input_ids, decoder_input_ids, attention_mask=None, decoder_attention_mask=None)"
 INTERFACE = (f"an object with int attributes {', '.join(REQUIRED_IDS)} and a method {FORWARD_SIGNATURE} returning "
              "logits (B, T, vocab_size) (see utils/experiments/auditable_models.py), an HF encoder-decoder model "
@@ -172,6 +185,50 @@ def check_forward(model, device: str | torch.device = "cpu") -> None:
         raise AuditInputError(f"calling {type(model).__name__}.{FORWARD_SIGNATURE} with input_ids (2, 3) and "
                               f"decoder_input_ids (2, 4) failed: {type(error).__name__}: {error}") from error
     check_logits(logits, 2, 4, model.vocab_size)
+
+
+def decoding_constraints(model) -> dict:
+    """The decoding constraints the model declares (see the module docstring): {"banned_token_ids": [...],
+    "min_new_tokens": int, "constrain_next_token_logits": bool}; AuditInputError when they are malformed."""
+    banned = getattr(model, "banned_token_ids", None) or ()
+    try:
+        banned = sorted({int(i) for i in banned})
+    except (TypeError, ValueError) as error:
+        raise AuditInputError(f"banned_token_ids must be ints, got {banned!r}") from error
+    outside = [i for i in banned if not 0 <= i < model.vocab_size]
+    if outside:
+        raise AuditInputError(f"banned_token_ids must lie in [0, vocab_size={model.vocab_size}), got {outside}")
+    min_new_tokens = getattr(model, "min_new_tokens", None) or 0
+    if isinstance(min_new_tokens, bool) or not isinstance(min_new_tokens, int) or min_new_tokens < 0:
+        raise AuditInputError(f"min_new_tokens must be an int >= 0, got {min_new_tokens!r}")
+    return {"banned_token_ids": banned, "min_new_tokens": min_new_tokens,
+            "constrain_next_token_logits": callable(getattr(model, "constrain_next_token_logits", None))}
+
+
+def constrain_logits(model, decoder_input_ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Apply the model's declared decoding constraints to one-pass logits (B, L, V) over `decoder_input_ids`
+    (B, L): position j predicts the token of step j (the start token is at position 0). Returns a new tensor."""
+    constraints = decoding_constraints(model)
+    logits = logits.clone()
+    if constraints["banned_token_ids"]:
+        logits[..., constraints["banned_token_ids"]] = float("-inf")
+    steps = min(constraints["min_new_tokens"], logits.shape[1])
+    if steps:
+        logits[:, :steps, model.eos_token_id] = float("-inf")
+    if constraints["constrain_next_token_logits"]:
+        for position in range(logits.shape[1]):
+            step_logits = model.constrain_next_token_logits(decoder_input_ids[:, : position + 1],
+                                                            logits[:, position].clone())
+            logits[:, position] = check_logits(step_logits[:, None], logits.shape[0], 1, logits.shape[2],
+                                               "constrain_next_token_logits")[:, 0].to(logits.dtype)
+    return logits
+
+
+def torch_modules(model) -> list[torch.nn.Module]:
+    """The nn.Modules behind an auditable model: the model itself, or the modules among its attributes."""
+    if isinstance(model, torch.nn.Module):
+        return [model]
+    return [value for value in vars(model).values() if isinstance(value, torch.nn.Module)]
 
 
 def move_model(model, device: str | torch.device):
