@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from utils.harness import run
+from utils.harness import publishing, run
 from utils.harness.paths import PUBLISHED_REPORTS_DIR, REPO_ROOT, SCRATCH_REPORTS_DIR
 
 KERNEL = "python3"
@@ -68,7 +68,7 @@ def notebook(tmp_path) -> Path:
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file's bytes, the runner's lock files aside (they stay, empty, in `.staging-locks/`)."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and run.LOCKS_DIR not in p.relative_to(folder).parts}
+            if p.is_file() and publishing.LOCKS_DIR not in p.relative_to(folder).parts}
 
 
 def previous_report(out: Path) -> dict[str, bytes]:
@@ -123,7 +123,7 @@ def process_gone(pid: int, seconds: float = 15) -> bool:
 
 
 def leftover_staging(out: Path) -> list[str]:
-    return sorted(p.name for p in out.glob(".staging-*") if p.name != run.LOCKS_DIR)
+    return sorted(p.name for p in out.glob(".staging-*") if p.name != publishing.LOCKS_DIR)
 
 
 # ---------------------------------------------------------------- only the runner publishes
@@ -204,9 +204,9 @@ def test_each_run_stages_in_its_own_folder_and_dead_runs_are_cleaned(tmp_path):
     (out / f".staging-{STEM}").mkdir(parents=True)  # left by an older runner
     (out / f".staging-{STEM}-deadrun1").mkdir()  # left by a run that was killed with SIGKILL
     (out / ".staging-05_slower-live0001").mkdir()  # another notebook's: not ours to remove
-    first = run.prepare_staging(out, STEM)
+    first = publishing.prepare_staging(out, STEM)
     assert sorted(p.name for p in out.iterdir()) == [first.name, ".staging-05_slower-live0001"]
-    second = run.prepare_staging(out, "05_slower")
+    second = publishing.prepare_staging(out, "05_slower")
     assert first != second and first.is_dir() and second.is_dir()
 
 
@@ -219,20 +219,20 @@ def fail_when_the_notebook_moves(monkeypatch, staging: Path, out: Path) -> None:
             raise OSError(28, "No space left on device")
         real_replace(source, target)
 
-    monkeypatch.setattr(run.os, "replace", fail_on_the_notebook)
+    monkeypatch.setattr(publishing.os, "replace", fail_on_the_notebook)
 
 
 def test_a_failed_publish_puts_everything_back(tmp_path, monkeypatch):
     out = tmp_path / "D"
     before = previous_report(out)
-    staging = run.prepare_staging(out, STEM)
+    staging = publishing.prepare_staging(out, STEM)
     (staging / "figures" / STEM).mkdir(parents=True)
     (staging / "figures" / STEM / "new.png").write_bytes(b"new")
     (staging / "results" / f"{STEM}.json").write_text("{}")
     (staging / f"{STEM}.ipynb").write_text("{}")
     fail_when_the_notebook_moves(monkeypatch, staging, out)
     with pytest.raises(OSError, match="No space left"):
-        run.publish(staging, out, STEM, html=False)
+        publishing.publish(staging, out, STEM)
     assert (staging / "figures" / STEM / "new.png").exists()  # the new outputs went back to staging
     shutil.rmtree(staging)  # as run_notebook does after a failure
     assert snapshot(out) == before
@@ -242,17 +242,17 @@ def test_documents_are_published_with_the_notebook_and_put_back_on_failure(tmp_p
     out = tmp_path / "D"
     before = previous_report(out)
     (out / "FINDINGS.md").write_text("old findings")
-    staging = run.prepare_staging(out, STEM)
+    staging = publishing.prepare_staging(out, STEM)
     (staging / "documents").mkdir()
     (staging / "documents" / "FINDINGS.md").write_text("new findings")
     (staging / "results" / f"{STEM}.json").write_text("{}")
     (staging / f"{STEM}.ipynb").write_text("{}")
     fail_when_the_notebook_moves(monkeypatch, staging, out)
     with pytest.raises(OSError):
-        run.publish(staging, out, STEM, html=False)
+        publishing.publish(staging, out, STEM)
     assert (out / "FINDINGS.md").read_text() == "old findings"  # a failed publish keeps the old document
     monkeypatch.undo()
-    run.publish(staging, out, STEM, html=False)
+    publishing.publish(staging, out, STEM)
     assert (out / "FINDINGS.md").read_text() == "new findings" and (out / f"{STEM}.ipynb").read_text() == "{}"
     assert before is not None
 
@@ -345,8 +345,8 @@ def test_output_folder_with_a_file_for_results_is_refused(tmp_path):
     out = tmp_path / "D"
     out.mkdir()
     (out / "results").write_text("not a folder")
-    with pytest.raises(run.OutputFolderError, match=r"cannot be written \(.*results is a file, not a folder\)"):
-        run.check_output_folder(out)
+    with pytest.raises(publishing.OutputFolderError, match=r"cannot be written \(.*results is a file, not a folder\)"):
+        publishing.check_output_folder(out)
 
 
 def test_unwritable_folder_is_detected_by_writing(tmp_path, monkeypatch):
@@ -357,9 +357,9 @@ def test_unwritable_folder_is_detected_by_writing(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(out))
 
-    monkeypatch.setattr(run.tempfile, "TemporaryFile", refuse)
-    with pytest.raises(run.OutputFolderError, match=r"cannot be written \(Permission denied: .*D\)"):
-        run.check_output_folder(out)
+    monkeypatch.setattr(publishing.tempfile, "TemporaryFile", refuse)
+    with pytest.raises(publishing.OutputFolderError, match=r"cannot be written \(Permission denied: .*D\)"):
+        publishing.check_output_folder(out)
 
 
 # ---------------------------------------------------------------- noise

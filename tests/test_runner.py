@@ -1,4 +1,4 @@
-"""utils.harness.run: parameters refused before anything runs, outputs published only on success.
+"""utils.harness.run (and .publishing): parameters refused before anything runs, outputs published only on success.
 
 The fixture notebooks in tests/fixtures/notebooks/ stand in for notebooks/ (utils.harness.parameters.NOTEBOOKS_DIR
 is pointed at a copy). Four kernel executions in all: one good run shared by several tests, one
@@ -14,7 +14,7 @@ import nbformat
 import pytest
 
 import utils.harness.parameters
-from utils.harness import run
+from utils.harness import publishing, run
 from utils.harness.kernel import installed_kernels
 from utils.harness.paths import REPO_ROOT
 
@@ -37,7 +37,7 @@ def notebooks(monkeypatch, tmp_path) -> Path:
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file's bytes, the runner's lock files aside (they stay, empty, in `.staging-locks/`)."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file() and run.LOCKS_DIR not in p.relative_to(folder).parts}
+            if p.is_file() and publishing.LOCKS_DIR not in p.relative_to(folder).parts}
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +159,7 @@ def test_successful_run_publishes_notebook_results_figures_html(good_report):
     assert code == 0
     expected = ["01_fixture.ipynb", "figures", "html", "results", "timings.json"]
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == expected
-    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [run.LOCKS_DIR]  # no staging folder left
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == [publishing.LOCKS_DIR]  # no staging folder left
     assert (out / "html" / "01_fixture.html").read_text().startswith("<!DOCTYPE html>")
     # the old figures folder (with stale.png) is replaced whole
     assert [p.name for p in (out / "figures" / "01_fixture").iterdir()] == ["n5.png"]
@@ -168,7 +168,7 @@ def test_successful_run_publishes_notebook_results_figures_html(good_report):
 def test_published_files_have_the_usual_mode(good_report):
     _, out, _ = good_report
     modes = {str(p.relative_to(out)): oct(p.stat().st_mode & 0o777) for p in out.rglob("*")
-             if p.is_file() and run.LOCKS_DIR not in p.parts}
+             if p.is_file() and publishing.LOCKS_DIR not in p.parts}
     assert "results/01_fixture.json" in modes and "timings.json" in modes
     assert modes == dict.fromkeys(modes, "0o644")
 
@@ -216,7 +216,7 @@ def test_failing_run_keeps_previous_report_and_names_the_cell(good_report, tmp_p
     failed = after.pop("failed/01_fixture.ipynb")
     assert after == before
     assert json.loads(failed)["metadata"]["tinfer"]["parameters"] == {"fail": True}
-    assert [p.name for p in out.glob(".staging-*")] == [run.LOCKS_DIR]
+    assert [p.name for p in out.glob(".staging-*")] == [publishing.LOCKS_DIR]
 
 
 def test_keep_going_runs_the_rest_and_00_reads_published_results(good_report, tmp_path, monkeypatch, capsys):

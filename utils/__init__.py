@@ -40,6 +40,7 @@ experiments/   one module per notebook's experiment
 
 harness/       running notebooks
     run                 the runner (`python -m utils.run`): checks parameters, executes, reports the outcome
+    publishing          staging, locks, signals, the all-or-nothing swap into the report folder
     parameters          the parameters cell: read, coerce, declarative rules
     results             the results recorder: claims, metrics, timings, versions; the one results loader
     paths               repository paths; where a run writes

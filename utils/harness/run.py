@@ -23,13 +23,10 @@ notebooks' published results: `load_all_results()` in `00_findings` sees them, a
 published. The kernel runs in the repository root, offline (HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE,
 HF_DATASETS_OFFLINE), with PYTHONHASHSEED=0, over an encrypted (CurveZMQ) connection.
 
-Locks, in `DIR/.staging-locks/` (flock: released by the system when a run dies):
-    <stem>.lock    held for the whole run of that notebook into DIR. A second run of the same notebook into the
-                   same DIR is refused at once (exit code 2), naming the run that holds it; other notebooks
-                   into the same DIR run side by side.
-    publish.lock   held while outputs move into DIR (and `timings.json` is merged): a short wait, never a refusal.
-Publishing defers SIGINT and SIGTERM until it is done. An interrupted run (SIGINT, SIGTERM) or a dead kernel
-publishes nothing: DIR keeps the previous report, and the staging folder is removed.
+Staging, the locks, the signals and the all-or-nothing swap are `utils.harness.publishing`: a second run of the
+same notebook into the same DIR is refused at once (exit code 2), naming the run that holds it; other notebooks
+into the same DIR run side by side. An interrupted run (SIGINT, SIGTERM) or a dead kernel publishes nothing: DIR
+keeps the previous report, and the staging folder is removed.
 
 Refused before anything runs (exit code 2): an unknown notebook, parameter, type or kernel; an output folder
 that cannot be written; a notebook already running into DIR; with a `00_*` notebook selected, a results JSON in
@@ -40,7 +37,6 @@ Exit codes: 0 all ran, 1 a notebook failed, 2 refused before executing anything,
 """
 
 import argparse
-import fcntl
 import hashlib
 import json
 import os
@@ -48,8 +44,6 @@ import shlex
 import shutil
 import signal
 import sys
-import tempfile
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -60,11 +54,26 @@ from typing import Any
 from utils.harness import parameters as parameter_cells
 from utils.harness.kernel import EncryptedKernelManager, check_kernel, default_kernel
 from utils.harness.parameters import read_parameters, resolve_notebook, validate_overrides
-from utils.harness.paths import REPO_ROOT, reports_dir, write_text_atomically
+from utils.harness.paths import REPO_ROOT, reports_dir
+from utils.harness.publishing import (
+    FolderBusyError,
+    Interrupted,
+    OutputFolderError,
+    check_output_folder,
+    keep_failed,
+    prepare_staging,
+    publish,
+    run_lock,
+    termination_as_interrupt,
+    write_timings,
+)
 from utils.harness.results import ResultsFileError, read_results_file
 
-SMOKE_FILE = "smoke.json"
-KERNEL_ENV = {
+__all__ = ["ParameterError", "RunOutcome", "build_overrides", "check_published_results", "main", "prepare_runs",
+           "run_notebook", "select_notebooks", "source_hash"]
+
+_SMOKE_FILE = "smoke.json"
+_KERNEL_ENV = {
     "HF_HUB_OFFLINE": "1",
     "TRANSFORMERS_OFFLINE": "1",
     "HF_DATASETS_OFFLINE": "1",
@@ -72,28 +81,8 @@ KERNEL_ENV = {
 }
 
 
-LOCKS_DIR = ".staging-locks"
-STAGING_PREFIX = ".staging-"
-
-
 class ParameterError(ValueError):
     """A parameter name or value that a notebook does not accept; nothing is executed (exit code 2)."""
-
-
-class OutputFolderError(OSError):
-    """An output folder that cannot be created or written; nothing is executed (exit code 2)."""
-
-
-class FolderBusyError(RuntimeError):
-    """Another run of the same notebook holds the output folder; nothing is executed (exit code 2)."""
-
-
-class Interrupted(KeyboardInterrupt):
-    """SIGTERM, raised like SIGINT's KeyboardInterrupt so that the same cleanup runs; `signum` says which."""
-
-    def __init__(self, signum: int):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 @dataclass
@@ -107,12 +96,12 @@ class RunOutcome:
 # ---------------------------------------------------------------- selecting notebooks
 
 
-def notebooks_dir() -> Path:
+def _notebooks_dir() -> Path:
     """The source notebooks folder, read at call time so that tests can point it elsewhere."""
     return Path(parameter_cells.NOTEBOOKS_DIR)
 
 
-def runs_last(path: Path) -> bool:
+def _runs_last(path: Path) -> bool:
     """Sort key: `00_*` notebooks read the others' results, so they run after them."""
     return path.stem.startswith("00")
 
@@ -122,8 +111,8 @@ def select_notebooks(names: Sequence[str | Path] = ()) -> list[Path]:
     if names:
         paths = list(dict.fromkeys(resolve_notebook(name).resolve() for name in names))
     else:
-        paths = sorted(notebooks_dir().glob("[0-9]*.ipynb"))
-    return sorted(paths, key=runs_last)
+        paths = sorted(_notebooks_dir().glob("[0-9]*.ipynb"))
+    return sorted(paths, key=_runs_last)
 
 
 def source_hash(path: str | Path) -> str:
@@ -134,13 +123,13 @@ def source_hash(path: str | Path) -> str:
 # ---------------------------------------------------------------- parameters
 
 
-def smoke_file() -> Path:
-    return notebooks_dir() / SMOKE_FILE
+def _smoke_file() -> Path:
+    return _notebooks_dir() / _SMOKE_FILE
 
 
-def read_smoke_entries() -> dict[str, dict[str, Any]]:
+def _read_smoke_entries() -> dict[str, dict[str, Any]]:
     """`notebooks/smoke.json` as {stem: {name: value}}; a missing file means no smoke overrides."""
-    path = smoke_file()
+    path = _smoke_file()
     if not path.exists():
         return {}
     entries = json.loads(path.read_text(encoding="utf-8"))
@@ -149,11 +138,7 @@ def read_smoke_entries() -> dict[str, dict[str, Any]]:
     return entries
 
 
-def smoke_entry(notebook: Path) -> dict[str, Any]:
-    return read_smoke_entries().get(notebook.stem, {})
-
-
-def checked_overrides(notebook: Path, overrides: dict[str, Any], origin: str) -> dict[str, Any]:
+def _checked_overrides(notebook: Path, overrides: dict[str, Any], origin: str) -> dict[str, Any]:
     """`validate_overrides`, with its KeyError/TypeError turned into a ParameterError naming `origin`."""
     try:
         return validate_overrides(notebook, overrides)
@@ -166,13 +151,13 @@ def build_overrides(notebook: str | Path, smoke: bool, cli_params: dict[str, str
     notebook = resolve_notebook(notebook)
     overrides = {}
     if smoke:
-        origin = f"{smoke_file()} entry {notebook.stem!r}"
-        overrides.update(checked_overrides(notebook, smoke_entry(notebook), origin))
-    overrides.update(checked_overrides(notebook, cli_params, "-p"))
+        origin = f"{_smoke_file()} entry {notebook.stem!r}"
+        overrides.update(_checked_overrides(notebook, _read_smoke_entries().get(notebook.stem, {}), origin))
+    overrides.update(_checked_overrides(notebook, cli_params, "-p"))
     return overrides
 
 
-def check_cli_names(notebooks: Sequence[Path], cli_params: dict[str, str]) -> None:
+def _check_cli_names(notebooks: Sequence[Path], cli_params: dict[str, str]) -> None:
     """Every `-p` name must be declared by at least one of the selected notebooks."""
     declared = {name: None for notebook in notebooks for name in read_parameters(notebook)}
     for name in cli_params:
@@ -182,7 +167,7 @@ def check_cli_names(notebooks: Sequence[Path], cli_params: dict[str, str]) -> No
             raise ParameterError(f"-p: unknown parameter {name!r} for {stems}; allowed: {allowed}")
 
 
-def cli_params_for(notebook: Path, cli_params: dict[str, str]) -> dict[str, str]:
+def _cli_params_for(notebook: Path, cli_params: dict[str, str]) -> dict[str, str]:
     """The `-p` values that this notebook declares (with several notebooks, each takes its own)."""
     declared = read_parameters(notebook)
     return {name: value for name, value in cli_params.items() if name in declared}
@@ -192,33 +177,18 @@ def prepare_runs(
     notebooks: Sequence[Path], smoke: bool, cli_params: dict[str, str]
 ) -> list[tuple[Path, dict[str, Any]]]:
     """Validate every notebook's overrides before anything runs; raises ParameterError."""
-    check_cli_names(notebooks, cli_params)
-    return [(notebook, build_overrides(notebook, smoke, cli_params_for(notebook, cli_params)))
+    _check_cli_names(notebooks, cli_params)
+    return [(notebook, build_overrides(notebook, smoke, _cli_params_for(notebook, cli_params)))
             for notebook in notebooks]
 
 
 # ---------------------------------------------------------------- checks before executing
 
 
-def check_output_folder(out_dir: Path) -> None:
-    """Create `out_dir` if needed and prove it writable (a real file, since root ignores permission bits)."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        for name in ("results", "figures", "html", "failed", LOCKS_DIR):
-            if (out_dir / name).exists() and not (out_dir / name).is_dir():
-                raise NotADirectoryError(f"{out_dir / name} is a file, not a folder")
-        with tempfile.TemporaryFile(dir=out_dir) as probe:
-            probe.write(b"x")
-    except OSError as error:
-        reason = error.args[0] if isinstance(error, NotADirectoryError) and len(error.args) == 1 else (
-            f"{error.strerror or error}" + (f": {error.filename}" if error.filename else ""))
-        raise OutputFolderError(f"output folder {out_dir} cannot be written ({reason})") from None
-
-
 def check_published_results(out_dir: Path, notebooks: Sequence[Path]) -> None:
     """With a `00_*` notebook selected, every results JSON it will read must be valid (ResultsFileError naming
     the file otherwise); the files of the notebooks run now are skipped, since they are about to be replaced."""
-    if not any(runs_last(notebook) for notebook in notebooks):
+    if not any(_runs_last(notebook) for notebook in notebooks):
         return
     selected = {notebook.stem for notebook in notebooks}
     for path in sorted((out_dir / "results").glob("*.json")):
@@ -226,95 +196,19 @@ def check_published_results(out_dir: Path, notebooks: Sequence[Path]) -> None:
             read_results_file(path)
 
 
-def describe_invocation(argv: Sequence[str] | None) -> str:
+def _describe_invocation(argv: Sequence[str] | None) -> str:
     arguments = list(sys.argv[1:] if argv is None else argv)
     return f"pid {os.getpid()}: python -m utils.run {shlex.join(arguments)}".rstrip()
-
-
-def open_lock(out_dir: Path, name: str) -> int:
-    folder = out_dir / LOCKS_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    return os.open(folder / name, os.O_RDWR | os.O_CREAT, 0o666)
-
-
-@contextmanager
-def run_lock(out_dir: Path, stem: str, holder: str) -> Iterator[None]:
-    """Hold `DIR/.staging-locks/<stem>.lock` for a whole run; FolderBusyError at once, naming the holder,
-    when another run of this notebook into DIR has it."""
-    descriptor = open_lock(out_dir, f"{stem}.lock")
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        other = os.pread(descriptor, 4096, 0).decode("utf-8", "replace").strip() or "a run that is starting"
-        os.close(descriptor)
-        raise FolderBusyError(f"{out_dir} is in use by another run of {stem} ({other}); wait for it to finish "
-                              "or choose another --out") from None
-    try:
-        os.ftruncate(descriptor, 0)
-        os.pwrite(descriptor, f"{holder}, started {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
-        yield
-    finally:
-        os.ftruncate(descriptor, 0)
-        os.close(descriptor)  # releases the lock
-
-
-@contextmanager
-def publish_lock(out_dir: Path) -> Iterator[None]:
-    """Hold `DIR/.staging-locks/publish.lock` (waiting for it) while outputs move into DIR."""
-    descriptor = open_lock(out_dir, "publish.lock")
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(descriptor)
-
-
-@contextmanager
-def signals_deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM during the block and deliver them after it: publishing is never cut in half."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-    previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum))
-                for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        if received:
-            signal.raise_signal(received[0])
-
-
-@contextmanager
-def termination_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises `Interrupted` (a KeyboardInterrupt) instead of ending the process on the spot, so that
-    the kernel is shut down and the staging folder removed, as after Ctrl-C; SIGINT raises KeyboardInterrupt
-    even where it was ignored at start (a background job of a shell script)."""
-    def interrupt(signum, frame):
-        raise Interrupted(signum)
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, interrupt),
-                signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 # ---------------------------------------------------------------- executing one notebook
 
 
 @contextmanager
-def kernel_environment(out_dir: Path, staging: Path) -> Iterator[None]:
+def _kernel_environment(out_dir: Path, staging: Path) -> Iterator[None]:
     """Environment inherited by the kernel: offline, fixed hash seed, outputs pointed at staging."""
     saved = os.environ.copy()
-    os.environ.update(KERNEL_ENV)
+    os.environ.update(_KERNEL_ENV)
     os.environ["TINFER_REPORTS_DIR"] = str(out_dir)
     os.environ["TINFER_RESULTS_DIR"] = str(staging / "results")
     os.environ["TINFER_FIGURES_DIR"] = str(staging / "figures")
@@ -330,33 +224,7 @@ def kernel_environment(out_dir: Path, staging: Path) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def is_staging_of(path: Path, stem: str) -> bool:
-    """`.staging-<stem>` (older runners) or `.staging-<stem>-<mkdtemp suffix, which has no '-'>`."""
-    prefix = f"{STAGING_PREFIX}{stem}"
-    rest = path.name[len(prefix):]
-    return path.name.startswith(prefix) and (rest == "" or (rest.startswith("-") and "-" not in rest[1:]))
-
-
-def remove_stale_staging(out_dir: Path, stem: str) -> None:
-    """Staging folders of this notebook left by runs that died (the caller holds the notebook's run lock)."""
-    for path in out_dir.glob(f"{STAGING_PREFIX}{stem}*"):
-        if path.is_dir() and is_staging_of(path, stem):
-            shutil.rmtree(path, ignore_errors=True)
-
-
-def prepare_staging(out_dir: Path, stem: str) -> Path:
-    """A fresh `DIR/.staging-<stem>-<random>/` of this run only, its results folder seeded with the other
-    notebooks' results (copies, so that `00_findings` can read them from `results_dir()`)."""
-    remove_stale_staging(out_dir, stem)
-    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{stem}-", dir=out_dir))
-    (staging / "results").mkdir()
-    for path in sorted((out_dir / "results").glob("*.json")):
-        if path.stem != stem:
-            shutil.copy2(path, staging / "results" / path.name)
-    return staging
-
-
-def execute(source: Path, output: Path, overrides: dict[str, Any], kernel: str) -> None:
+def _execute(source: Path, output: Path, overrides: dict[str, Any], kernel: str) -> None:
     import papermill
 
     papermill.execute_notebook(
@@ -371,7 +239,7 @@ def execute(source: Path, output: Path, overrides: dict[str, Any], kernel: str) 
     )
 
 
-def add_run_metadata(executed: Path, digest: str, overrides: dict[str, Any], smoke: bool):
+def _add_run_metadata(executed: Path, digest: str, overrides: dict[str, Any], smoke: bool):
     """Record in the executed notebook what produced it; returns the notebook node."""
     import nbformat
 
@@ -381,85 +249,27 @@ def add_run_metadata(executed: Path, digest: str, overrides: dict[str, Any], smo
     return nb
 
 
-def export_html(nb, target: Path) -> None:
+def _export_html(nb, target: Path) -> None:
     from nbconvert import HTMLExporter
 
     body, _ = HTMLExporter().from_notebook_node(nb)
     target.write_text(body, encoding="utf-8")
 
 
-def move_into_place(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(source, target)
-
-
-def failed_notebook_path(out_dir: Path, stem: str) -> Path:
-    return out_dir / "failed" / f"{stem}.ipynb"
-
-
-def publication(staging: Path, out_dir: Path, stem: str) -> list[tuple[Path, Path]]:
-    """(new, published) pairs of one run; a `new` that does not exist removes the published file, so that
-    nothing of an older run stays beside the new notebook. The executed notebook goes last."""
-    documents = sorted((staging / "documents").glob("*")) if (staging / "documents").is_dir() else []
-    return [
-        *[(document, out_dir / document.name) for document in documents],  # e.g. FINDINGS.md of 00_findings
-        (staging / "figures" / stem, out_dir / "figures" / stem),
-        (staging / "results" / f"{stem}.json", out_dir / "results" / f"{stem}.json"),
-        (staging / f"{stem}.html", out_dir / "html" / f"{stem}.html"),
-        (staging / "no-failed-notebook", failed_notebook_path(out_dir, stem)),  # a success makes it stale
-        (staging / f"{stem}.ipynb", out_dir / f"{stem}.ipynb"),
-    ]
-
-
-def swap_in(pairs: Sequence[tuple[Path, Path]], previous: Path) -> None:
-    """Move each published path aside into `previous/` and each new one into place; on any error, put
-    everything back as it was and re-raise (all or nothing)."""
-    done: list[tuple[Path, Path, Path]] = []
-    try:
-        for index, (new, target) in enumerate(pairs):
-            aside = previous / str(index)
-            if target.exists():
-                move_into_place(target, aside)
-            done.append((new, target, aside))
-            if new.exists():
-                move_into_place(new, target)
-    except BaseException:
-        for new, target, aside in reversed(done):
-            if target.exists() and not new.exists():
-                move_into_place(target, new)
-            if aside.exists():
-                move_into_place(aside, target)
-        raise
-
-
-def publish(staging: Path, out_dir: Path, stem: str, html: bool) -> None:
-    """Move a successful run's outputs from staging into DIR in one all-or-nothing step, under the folder's
-    publish lock and with SIGINT/SIGTERM deferred; the old outputs are dropped with the staging folder."""
-    with signals_deferred(), publish_lock(out_dir):
-        swap_in(publication(staging, out_dir, stem), staging / "previous")
-        remove_empty_folder(out_dir / "failed")
-
-
-def remove_empty_folder(folder: Path) -> None:
-    if folder.is_dir() and not any(folder.iterdir()):
-        folder.rmdir()
-
-
-def keep_failed(executed: Path, out_dir: Path, digest: str, overrides: dict[str, Any], smoke: bool) -> str:
-    """Move a failed run's executed notebook to `DIR/failed/`; returns a line saying where (or why not)."""
+def _keep_failed(executed: Path, out_dir: Path, digest: str, overrides: dict[str, Any], smoke: bool) -> str:
+    """Record what produced a failed run's executed notebook and keep it in `DIR/failed/`; returns a line saying
+    where (or why not)."""
     if not executed.exists():
         return "no executed notebook was written"
     try:
-        add_run_metadata(executed, digest, overrides, smoke)
-        target = failed_notebook_path(out_dir, executed.stem)
-        with signals_deferred(), publish_lock(out_dir):
-            move_into_place(executed, target)
+        _add_run_metadata(executed, digest, overrides, smoke)
+        target = keep_failed(executed, out_dir)
     except Exception as error:  # never hide the notebook's own error behind this one
         return f"could not keep the executed notebook: {type(error).__name__}: {error}"
     return f"executed notebook kept at {target}"
 
 
-def source_cell_index(source: Path, cell_source: str) -> int | None:
+def _source_cell_index(source: Path, cell_source: str) -> int | None:
     """Index of the source notebook's cell with exactly this source (papermill counts injected cells)."""
     cells = json.loads(source.read_text(encoding="utf-8"))["cells"]
     for index, cell in enumerate(cells):
@@ -469,19 +279,19 @@ def source_cell_index(source: Path, cell_source: str) -> int | None:
     return None
 
 
-def first_line(text: str) -> str:
+def _first_line(text: str) -> str:
     return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
-def describe_failure(source: Path, error: BaseException) -> str:
+def _describe_failure(source: Path, error: BaseException) -> str:
     """`<stem>: cell <i> (<first line>) raised <ename>: <evalue>`, or the exception for other failures."""
     from papermill.exceptions import PapermillExecutionError
 
     if not isinstance(error, PapermillExecutionError):
         return f"{source.stem}: {type(error).__name__}: {error}"
-    index = source_cell_index(source, error.source)
+    index = _source_cell_index(source, error.source)
     where = f"cell {index}" if index is not None else f"executed cell {error.cell_index}"
-    return f"{source.stem}: {where} ({first_line(error.source)!r}) raised {error.ename}: {error.evalue}"
+    return f"{source.stem}: {where} ({_first_line(error.source)!r}) raised {error.ename}: {error.evalue}"
 
 
 def run_notebook(
@@ -506,17 +316,17 @@ def run_notebook(
     executed = staging / f"{stem}.ipynb"
     start = time.perf_counter()
     try:
-        with kernel_environment(out_dir, staging):
-            execute(source, executed, overrides, kernel or default_kernel())
-        nb = add_run_metadata(executed, digest, overrides, smoke)
+        with _kernel_environment(out_dir, staging):
+            _execute(source, executed, overrides, kernel or default_kernel())
+        nb = _add_run_metadata(executed, digest, overrides, smoke)
         if html:
-            export_html(nb, staging / f"{stem}.html")
-        publish(staging, out_dir, stem, html)
+            _export_html(nb, staging / f"{stem}.html")
+        publish(staging, out_dir, stem)
         return RunOutcome(stem, True, time.perf_counter() - start)
     except Exception as error:
         seconds = time.perf_counter() - start
-        kept = keep_failed(executed, out_dir, digest, overrides, smoke)
-        return RunOutcome(stem, False, seconds, f"{describe_failure(source, error)}\n  {kept}")
+        kept = _keep_failed(executed, out_dir, digest, overrides, smoke)
+        return RunOutcome(stem, False, seconds, f"{_describe_failure(source, error)}\n  {kept}")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -524,11 +334,11 @@ def run_notebook(
 # ---------------------------------------------------------------- several notebooks, summary
 
 
-def describe_overrides(overrides: dict[str, Any]) -> str:
+def _describe_overrides(overrides: dict[str, Any]) -> str:
     return ", ".join(f"{name}={value!r}" for name, value in overrides.items()) or "defaults"
 
 
-def run_all(
+def _run_all(
     runs: Sequence[tuple[Path, dict[str, Any]]],
     out_dir: Path,
     kernel: str,
@@ -541,7 +351,7 @@ def run_all(
     for number, (notebook, overrides) in enumerate(runs, start=1):
         label = f"[{number}/{len(runs)}] {notebook.stem}"
         mode = "smoke, " if smoke else ""
-        print(f"{label}: start (kernel {kernel}, {mode}{describe_overrides(overrides)})", flush=True)
+        print(f"{label}: start (kernel {kernel}, {mode}{_describe_overrides(overrides)})", flush=True)
         outcome = run_notebook(notebook, overrides, out_dir, kernel=kernel, html=html, smoke=smoke)
         outcomes.append(outcome)
         status = "ok" if outcome.ok else "FAILED"
@@ -553,34 +363,7 @@ def run_all(
     return outcomes
 
 
-def write_json_atomically(path: Path, data: Any) -> None:
-    write_text_atomically(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-
-def read_timings(path: Path) -> dict[str, float]:
-    """The previous `timings.json`; an unreadable one is started afresh, saying so (it holds only seconds)."""
-    if not path.exists():
-        return {}
-    try:
-        timings = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, OSError) as error:
-        print(f"warning: {path} is not valid JSON ({error}); writing it afresh", file=sys.stderr)
-        return {}
-    return timings if isinstance(timings, dict) else {}
-
-
-def write_timings(out_dir: Path, outcomes: Sequence[RunOutcome]) -> Path:
-    """Merge the successful runs' seconds into `DIR/timings.json` (other notebooks' times are kept; without a
-    successful run the file is left as it is)."""
-    path = out_dir / "timings.json"
-    seconds = {outcome.stem: round(outcome.seconds, 1) for outcome in outcomes if outcome.ok}
-    if seconds:
-        with signals_deferred(), publish_lock(out_dir):
-            write_json_atomically(path, read_timings(path) | seconds)
-    return path
-
-
-def claims_summary(out_dir: Path, stem: str) -> str:
+def _claims_summary(out_dir: Path, stem: str) -> str:
     """`held/total` from `DIR/results/<stem>.json`, or `-` when there is none (or it cannot be read)."""
     path = out_dir / "results" / f"{stem}.json"
     try:
@@ -591,7 +374,7 @@ def claims_summary(out_dir: Path, stem: str) -> str:
     return f"{held}/{len(claims)}"
 
 
-def print_summary(runs: Sequence[tuple[Path, dict]], outcomes: Sequence[RunOutcome], out_dir: Path) -> None:
+def _print_summary(runs: Sequence[tuple[Path, dict]], outcomes: Sequence[RunOutcome], out_dir: Path) -> None:
     """One row per selected notebook: seconds, status (ok / FAILED / skipped), claims held/total."""
     by_stem = {outcome.stem: outcome for outcome in outcomes}
     width = max([len("notebook")] + [len(notebook.stem) for notebook, _ in runs])
@@ -602,14 +385,14 @@ def print_summary(runs: Sequence[tuple[Path, dict]], outcomes: Sequence[RunOutco
             print(f"{notebook.stem:<{width}}  {'-':>8}  {'skipped':<7}  -")
             continue
         status = "ok" if outcome.ok else "FAILED"
-        claims = claims_summary(out_dir, notebook.stem) if outcome.ok else "-"
+        claims = _claims_summary(out_dir, notebook.stem) if outcome.ok else "-"
         print(f"{notebook.stem:<{width}}  {outcome.seconds:>8.1f}  {status:<7}  {claims}")
     print(f"reports in {out_dir}")
 
 
-def print_parameters(notebooks: Sequence[Path]) -> None:
+def _print_parameters(notebooks: Sequence[Path]) -> None:
     """Each notebook's parameters, like `papermill --help-notebook`, with its smoke value if any."""
-    entries = read_smoke_entries()
+    entries = _read_smoke_entries()
     for notebook in notebooks:
         print(f"{notebook.stem} ({notebook}):")
         smoke = entries.get(notebook.stem, {})
@@ -625,7 +408,7 @@ def print_parameters(notebooks: Sequence[Path]) -> None:
 # ---------------------------------------------------------------- command line
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m utils.run",
         description="Execute notebooks with papermill, validating parameters first; outputs go to DIR.",
@@ -633,7 +416,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
                         help="path, stem or number prefix (default: all numbered notebooks, 00_* last)")
     parser.add_argument("--smoke", action="store_true",
-                        help=f"apply the notebook's entry in notebooks/{SMOKE_FILE}")
+                        help=f"apply the notebook's entry in notebooks/{_SMOKE_FILE}")
     parser.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                         dest="parameters", help="override a parameter (for each notebook declaring NAME)")
     parser.add_argument("--out", metavar="DIR", help="report folder (default: reports/)")
@@ -647,13 +430,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = _parse_args(argv)
     try:
         notebooks = select_notebooks(args.notebooks)
         if not notebooks:
-            raise FileNotFoundError(f"no notebooks in {notebooks_dir()}")
+            raise FileNotFoundError(f"no notebooks in {_notebooks_dir()}")
         if args.list:
-            print_parameters(notebooks)
+            _print_parameters(notebooks)
             return 0
         runs = prepare_runs(notebooks, args.smoke, dict(args.parameters))
         kernel = check_kernel(args.kernel) if args.kernel else default_kernel()
@@ -666,21 +449,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_output_folder(out_dir)
             check_published_results(out_dir, [notebook for notebook, _ in runs])
             for notebook, _ in runs:
-                locks.enter_context(run_lock(out_dir, notebook.stem, describe_invocation(argv)))
+                locks.enter_context(run_lock(out_dir, notebook.stem, _describe_invocation(argv)))
         except (OutputFolderError, ResultsFileError, FolderBusyError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
         try:
             with termination_as_interrupt():
-                outcomes = run_all(runs, out_dir, kernel, html=not args.no_html, smoke=args.smoke,
-                                   keep_going=args.keep_going)
+                outcomes = _run_all(runs, out_dir, kernel, html=not args.no_html, smoke=args.smoke,
+                                    keep_going=args.keep_going)
         except KeyboardInterrupt as error:
             signum = error.signum if isinstance(error, Interrupted) else signal.SIGINT
             print(f"interrupted ({signal.Signals(signum).name}): a notebook that had not finished was not "
                   f"published; {out_dir} keeps its previous report", file=sys.stderr)
             return 128 + signum
-        write_timings(out_dir, outcomes)
-    print_summary(runs, outcomes, out_dir)
+        write_timings(out_dir, {outcome.stem: round(outcome.seconds, 1) for outcome in outcomes if outcome.ok})
+    _print_summary(runs, outcomes, out_dir)
     return 0 if len(outcomes) == len(runs) and all(outcome.ok for outcome in outcomes) else 1
 
 
