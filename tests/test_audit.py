@@ -29,16 +29,14 @@ from utils.handwritten.leakage_audit import (
     decoder_only_logits_fn,
     future_leakage,
     gradient_leakage,
-    kv_cache_logits,
     max_abs_diff_per_position,
-    plot_allowed,
-    plot_sensitivity,
     report_from_sensitivity,
     seq2seq_embeds_logits_fn,
     seq2seq_logits_fn,
-    step_by_step_logits,
 )
+from utils.handwritten.step_loop import step_loop_logits
 from utils.handwritten.tinfer import TinferConfig, TinferModel
+from utils.workbench.audit_figures import plot_allowed, plot_sensitivity
 
 VOCAB, PAD, EOS = 40, 0, 1
 SPECIAL = (PAD, EOS)
@@ -401,8 +399,8 @@ def test_loop_and_kv_cache_match_one_pass_for_hf(inputs, family):
     mask[0, -1] = 0
     with torch.no_grad():
         one_pass = model(input_ids=input_ids, decoder_input_ids=decoder_input_ids, decoder_attention_mask=mask).logits
-    loop = step_by_step_logits(model, input_ids, None, decoder_input_ids, mask)
-    cached = kv_cache_logits(model, input_ids, None, decoder_input_ids, mask)
+    loop = step_loop_logits(model, input_ids, None, decoder_input_ids, mask)
+    cached = step_loop_logits(model, input_ids, None, decoder_input_ids, mask, use_cache=True)
     assert loop.shape == cached.shape == one_pass.shape
     assert float(max_abs_diff_per_position(one_pass, loop).max()) < 1e-5
     assert float(max_abs_diff_per_position(one_pass, cached).max()) < 1e-5
@@ -413,10 +411,10 @@ def test_loop_exposes_the_no_mask_model(inputs):
     model = tinfer(False)
     with torch.no_grad():
         one_pass = model(input_ids=input_ids, decoder_input_ids=decoder_input_ids).logits
-    diff = max_abs_diff_per_position(one_pass, step_by_step_logits(model, input_ids, None, decoder_input_ids))
+    diff = max_abs_diff_per_position(one_pass, step_loop_logits(model, input_ids, None, decoder_input_ids))
     assert diff.shape == (6,) and bool((diff[:-1] > 1e-3).all()) and float(diff[-1]) < 1e-5
     with pytest.raises(ValueError, match="no key/value cache"):
-        kv_cache_logits(model, input_ids, None, decoder_input_ids)
+        step_loop_logits(model, input_ids, None, decoder_input_ids, use_cache=True)
 
 
 def test_max_abs_diff_per_position_checks_shapes():

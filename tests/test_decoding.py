@@ -22,21 +22,23 @@ from transformers.generation.logits_process import (
 )
 
 from utils.handwritten.decoding import (
-    ConstraintState,
     StepModel,
     beam_search,
-    constrained_beam_search,
-    constraints_from_words,
-    contains_sequence,
     greedy_decode,
     length_penalty_value,
     process_logits,
     rerank,
     sample_decode,
-    satisfies,
 )
 from utils.handwritten.seq2seq import special_token_ids
 from utils.handwritten.tinfer import TinferConfig, TinferModel
+from utils.workbench.constrained_search import (
+    ConstraintState,
+    constrained_beam_search,
+    constraints_from_words,
+    contains_sequence,
+    satisfies,
+)
 
 V = 60
 SMALL = {"d_model": 16, "encoder_layers": 1, "decoder_layers": 1, "encoder_attention_heads": 2,

@@ -24,7 +24,6 @@ from utils.handwritten.losses import (
     kl_to_targets,
     micro_batch_scale,
     model_loss_gradient,
-    pick_spread,
     smoothed_targets,
     soft_cross_entropy,
     step_by_step_losses,
@@ -32,6 +31,7 @@ from utils.handwritten.losses import (
 )
 from utils.handwritten.teacher_forcing import IGNORE_INDEX, masked_cross_entropy, shift_right
 from utils.handwritten.tinfer import TinferConfig, TinferModel
+from utils.workbench.probes import pick_spread
 
 VOCAB = 13
 PAD = 0

@@ -5,8 +5,9 @@ handwritten/   the code under study: read it in one sitting
     teacher_forcing     shift_right, causal and padding masks, the masked token-mean loss
     tinfer              the hand-written encoder-decoder, with or without the decoder's causal mask
     losses              label smoothing three ways, step-by-step losses, gradient accumulation by hand
-    decoding            greedy, sampling, beam and constrained search written out (what generate() runs)
+    decoding            greedy, sampling and beam search written out (what generate() runs)
     leakage_audit       does decoder position t see tokens after t? the black-box audit and mask capture
+    step_loop           the decoder once per target position, with or without the KV cache: logits and losses
     seq2seq             the one place that tells a TinferModel from an HF model; special token ids
 
 workbench/     what experiments are built from
@@ -22,6 +23,9 @@ workbench/     what experiments are built from
     tolerance           one tolerance model for every closeness claim: atol + rtol x magnitude, by dtype
     reproducibility     set_seed
     cmudict             the CMU Pronouncing Dictionary: loader and split by word
+    constrained_search  beam search forced to contain words (left transformers' core in 5.x; not compared with HF)
+    audit_figures       the audit's sensitivity heatmap and attention-mask grids
+    probes              measuring helpers: pick_spread, decoder position counter, reload with old config entries
 
 experiments/   one module per notebook's experiment
     trainer_measurements 03: what Seq2SeqTrainer does to the loss and the update

@@ -4,9 +4,6 @@
 - `sample_decode`   the same loop, drawing the next token from `process_logits(...)` (temperature, top-k, top-p)
 - `beam_search`     HF's beam search (same candidates, same finished-hypothesis pool, same stopping rule),
                     with HF's length penalty `score / length**lp` or GNMT's `score / ((5 + length) / 6)**alpha`
-- `constrained_beam_search`  forces words or phrases (or one of several alternatives) into the output, with
-                    beams allocated by constraint progress ("banks"), since constrained beam search left
-                    transformers' core in 5.x
 
 All of them work on HF encoder-decoders (T5, Marian, BART: encoder once, then the decoder one token at a
 time, with or without the model's own KV cache object), on HF decoder-only models (GPT-2: the prompt is
@@ -15,10 +12,8 @@ Outputs are shaped like `generate()`'s: (B, L) token ids that begin with the dec
 prompt for a decoder-only model), padded with pad after <eos>. Call `model.eval()` first, as for generate.
 """
 
-import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +23,6 @@ from utils.handwritten.seq2seq import (
     SpecialIds,
     decoder_logits,
     encode,
-    first_decoder_layer,
     is_encoder_decoder,
     special_token_ids,
     supports_kv_cache,
@@ -36,24 +30,15 @@ from utils.handwritten.seq2seq import (
 
 __all__ = [
     "BeamSearchOutput",
-    "ConstrainedOutput",
-    "Constraint",
-    "ConstraintState",
-    "DecoderPositionCounter",
     "LENGTH_PENALTY_FORMS",
     "StepModel",
     "autoregressive_decode",
     "beam_search",
-    "constrained_beam_search",
-    "constraints_from_words",
-    "contains_sequence",
     "greedy_decode",
     "length_penalty_value",
     "process_logits",
-    "reload_with_config_entries",
     "rerank",
     "sample_decode",
-    "satisfies",
 ]
 
 LENGTH_PENALTY_FORMS = ("hf", "gnmt")
@@ -343,219 +328,3 @@ def rerank(candidates: list[tuple[list[int], float, int]], alpha: float, form: s
     """Finished hypotheses sorted by summed log-prob / penalty(length), best first: (tokens, score)."""
     scored = [(tokens, log_prob / length_penalty_value(length, alpha, form)) for tokens, log_prob, length in candidates]
     return sorted(scored, key=lambda item: -item[1])
-
-
-# ---------------------------------------------------------------------------------------------------------
-# constrained beam search
-
-# A constraint is a list of alternatives, each a token-id sequence: [[a, b]] forces the phrase "a b",
-# [[x], [y, z]] forces "x" or "y z" (a disjunctive constraint).
-Constraint = list[list[int]]
-
-
-def constraints_from_words(tokenizer, words: list) -> list[Constraint]:
-    """Each item a word or phrase (str) or a list of alternatives (list[str]) -> token-id constraints.
-
-    Words are tokenized as they appear inside a sentence (a leading space; no special tokens).
-    """
-    constraints = []
-    for item in words:
-        alternatives = [item] if isinstance(item, str) else list(item)
-        if not alternatives:
-            raise ValueError("an empty list of alternatives can never be satisfied")
-        encoded = [tokenizer(" " + text.strip(), add_special_tokens=False)["input_ids"] for text in alternatives]
-        encoded = [[t for t in ids if t not in tokenizer.all_special_ids] for ids in encoded]
-        if any(not ids for ids in encoded):
-            raise ValueError(f"a forced word tokenizes to nothing: {alternatives!r}")
-        constraints.append(encoded)
-    return constraints
-
-
-def contains_sequence(tokens: list[int], phrase: list[int]) -> bool:
-    n = len(phrase)
-    return any(tokens[i:i + n] == phrase for i in range(len(tokens) - n + 1))
-
-
-def satisfies(tokens: list[int], constraints: list[Constraint]) -> bool:
-    """Every constraint has at least one alternative that occurs as a contiguous run of `tokens`."""
-    return all(any(contains_sequence(tokens, alternative) for alternative in c) for c in constraints)
-
-
-@dataclass(frozen=True)
-class ConstraintState:
-    """Per constraint: satisfied already, or the tokens of a partial match at the end of the hypothesis."""
-    done: tuple[bool, ...]
-    partial: tuple[tuple[int, ...], ...]
-
-    @classmethod
-    def start(cls, constraints: list[Constraint]) -> "ConstraintState":
-        return cls(tuple(False for _ in constraints), tuple(() for _ in constraints))
-
-    def advance(self, token: int, constraints: list[Constraint]) -> "ConstraintState":
-        done, partial = list(self.done), list(self.partial)
-        for i, alternatives in enumerate(constraints):
-            if done[i]:
-                continue
-            matched = self.partial[i] + (token,)
-            if not any(tuple(a[:len(matched)]) == matched for a in alternatives):
-                matched = (token,)  # a broken phrase may restart at this very token
-                if not any(a[0] == token for a in alternatives):
-                    matched = ()
-            done[i] = any(tuple(a) == matched for a in alternatives)
-            partial[i] = () if done[i] else matched
-        return ConstraintState(tuple(done), tuple(partial))
-
-    def progress(self, constraints: list[Constraint]) -> int:
-        """Constraint tokens already placed: the "bank" of the hypothesis."""
-        return sum(max(len(a) for a in c) if d else len(p) for c, d, p in zip(constraints, self.done, self.partial,
-                                                                               strict=True))
-
-    def complete(self) -> bool:
-        return all(self.done)
-
-    def next_tokens(self, constraints: list[Constraint]) -> set[int]:
-        """Tokens that make progress: the continuation of a started phrase, or the start of an open one."""
-        tokens = set()
-        for alternatives, done, partial in zip(constraints, self.done, self.partial, strict=True):
-            if done:
-                continue
-            for a in alternatives:
-                if partial and tuple(a[:len(partial)]) == partial and len(a) > len(partial):
-                    tokens.add(a[len(partial)])
-                elif not partial:
-                    tokens.add(a[0])
-        return tokens
-
-
-def _allocate_by_bank(candidates: list[tuple[float, int, int, ConstraintState, int]], num_beams: int) -> list:
-    """Next beams from (score, row, token, state, bank) candidates: take the best of each bank in turn,
-    the most advanced bank first, so that beams which placed constraint tokens survive lower scores."""
-    banks: dict[int, list] = {}
-    for candidate in sorted(candidates, key=lambda c: -c[0]):
-        banks.setdefault(candidate[4], []).append(candidate)
-    order = sorted(banks, reverse=True)
-    chosen = []
-    while len(chosen) < num_beams and any(banks[b] for b in order):
-        for bank in order:
-            if banks[bank] and len(chosen) < num_beams:
-                chosen.append(banks[bank].pop(0))
-    return chosen
-
-
-@dataclass
-class ConstrainedOutput:
-    sequences: torch.Tensor  # (B, L), padded with pad
-    scores: list[float]  # penalized score of each returned hypothesis
-    satisfied: list[bool]  # whether each returned hypothesis contains every constraint
-
-
-@torch.no_grad()
-def constrained_beam_search(model, input_ids, attention_mask=None, constraints: list[Constraint] | None = None,
-                            num_beams: int = 4, max_new_tokens: int = 20, length_penalty: float = 1.0,
-                            length_penalty_form: str = "hf", use_cache: bool | None = None,
-                            **special) -> ConstrainedOutput:
-    """Beam search whose outputs contain every constraint (when the length limit allows it).
-
-    Per input: candidates are the 2 * num_beams best extensions plus, for every beam, the tokens that
-    advance a constraint; <eos> is only allowed once all constraints are met; next beams are taken
-    from the banks of constraint progress in turn (Post & Vilar 2018's dynamic beam allocation, simplified).
-    """
-    constraints = constraints or []
-    if any(not alternatives or any(not a for a in alternatives) for alternatives in constraints):
-        raise ValueError("every constraint needs at least one non-empty alternative")
-    ids = special_token_ids(model, **special)
-    if attention_mask is None:
-        attention_mask = torch.ones_like(input_ids)
-    results = [_constrained_one(model, input_ids[b:b + 1], attention_mask[b:b + 1], constraints, num_beams,
-                                max_new_tokens, length_penalty, length_penalty_form, use_cache, ids)
-               for b in range(input_ids.shape[0])]
-    return ConstrainedOutput(sequences=_pad_hypotheses([tokens for tokens, _ in results], ids.pad_token_id).to(
-                                 input_ids.device),
-                             scores=[score for _, score in results],
-                             satisfied=[satisfies(tokens, constraints) for tokens, _ in results])
-
-
-def _constrained_one(model, input_ids, attention_mask, constraints, num_beams, max_new_tokens, length_penalty,
-                     form, use_cache, ids) -> tuple[list[int], float]:
-    """One input: returns (tokens, penalized score) of the best complete hypothesis (or best running one)."""
-    step_model = StepModel(model, input_ids, attention_mask, use_cache)
-    prefix = _initial_prefix(input_ids, ids)[0].tolist()
-    beams = [(0.0, prefix, ConstraintState.start(constraints))]
-    finished = _FinishedPool(num_beams)
-    for step in range(max_new_tokens):
-        prefixes = torch.tensor([t for _, t, _ in beams], device=input_ids.device)
-        log_probs = F.log_softmax(step_model.next_logits(prefixes), dim=-1)
-        for row, (_, _, state) in enumerate(beams):
-            if not state.complete():
-                log_probs[row, ids.eos_token_id] = -math.inf
-        totals = torch.tensor([s for s, _, _ in beams], device=input_ids.device)[:, None] + log_probs  # (N, V)
-        vocab_size = totals.shape[-1]
-        proposals = {(int(i) // vocab_size, int(i) % vocab_size) for i in totals.flatten().topk(2 * num_beams).indices}
-        for row, (_, _, state) in enumerate(beams):  # every beam keeps a way forward: its best token, the
-            proposals.add((row, int(totals[row].argmax())))  # tokens that advance a constraint, and <eos> once done
-            proposals |= {(row, t) for t in state.next_tokens(constraints)}
-            if state.complete():
-                proposals.add((row, ids.eos_token_id))
-        candidates = []
-        penalty = length_penalty_value(step + 1, length_penalty, form)
-        for row, token in sorted(proposals):
-            score = float(totals[row, token])
-            if score == -math.inf:
-                continue
-            state = beams[row][2].advance(token, constraints)
-            tokens = beams[row][1] + [token]
-            if token == ids.eos_token_id or (step == max_new_tokens - 1 and state.complete()):
-                finished.add(score / penalty, tokens)
-            else:
-                candidates.append((score, row, token, state, state.progress(constraints)))
-        chosen = _allocate_by_bank(candidates, num_beams)
-        best_running = max((c[0] for c in chosen), default=-math.inf)
-        if not chosen or step == max_new_tokens - 1 or not _beam_can_improve(finished, best_running, step + 1,
-                                                                           length_penalty, form):
-            break
-        step_model.reorder(torch.tensor([row for _, row, _, _, _ in chosen], device=input_ids.device))
-        beams = [(score, beams[row][1] + [token], state) for score, row, token, state, _ in chosen]
-    if finished.hypotheses:
-        score, tokens = finished.hypotheses[0]
-        return tokens, score
-    score, tokens, _ = max(beams, key=lambda b: b[0])  # nothing complete: the best running hypothesis
-    return tokens, score / length_penalty_value(len(tokens) - len(prefix), length_penalty, form)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# measuring what decoding does
-
-
-class DecoderPositionCounter:
-    """Counts the positions (per row) that enter the decoder: `with DecoderPositionCounter(model) as c: ...`.
-
-    With a KV cache each step feeds one new position; without, the whole prefix is recomputed.
-    """
-
-    def __init__(self, model):
-        self.layer = first_decoder_layer(model)
-        self.positions, self.calls = 0, 0
-
-    def _count(self, module, args, kwargs):
-        hidden_states = args[0] if args else kwargs["hidden_states"]
-        self.positions += hidden_states.shape[1]  # (B, T_new, d_model)
-        self.calls += 1
-
-    def __enter__(self):
-        self.handle = self.layer.register_forward_pre_hook(self._count, with_kwargs=True)
-        return self
-
-    def __exit__(self, *exc):
-        self.handle.remove()
-
-
-def reload_with_config_entries(model, entries: dict, folder) -> torch.nn.Module:
-    """Save `model` to `folder` as an old checkpoint would look: `entries` (e.g. num_beams) written into
-    config.json and no generation_config.json; then load it back with `from_pretrained`."""
-    folder = Path(folder)
-    model.save_pretrained(folder)
-    config_path = folder / "config.json"
-    config = json.loads(config_path.read_text(encoding="utf-8"))
-    config_path.write_text(json.dumps({**config, **entries}, indent=2), encoding="utf-8")
-    (folder / "generation_config.json").unlink(missing_ok=True)
-    return type(model).from_pretrained(folder).eval()

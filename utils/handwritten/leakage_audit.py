@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from utils.handwritten.seq2seq import decoder_self_attention_modules, encode, is_tinfer, supports_kv_cache
+from utils.handwritten.seq2seq import decoder_self_attention_modules, encode, is_tinfer
 from utils.handwritten.teacher_forcing import causal_mask
 
 __all__ = [
@@ -35,14 +35,10 @@ __all__ = [
     "decoder_only_logits_fn",
     "future_leakage",
     "gradient_leakage",
-    "kv_cache_logits",
     "max_abs_diff_per_position",
-    "plot_allowed",
-    "plot_sensitivity",
     "report_from_sensitivity",
     "seq2seq_embeds_logits_fn",
     "seq2seq_logits_fn",
-    "step_by_step_logits",
 ]
 
 LogitsFn = Callable[[torch.Tensor], torch.Tensor]
@@ -341,44 +337,7 @@ def allowed_from_attention_mask(mask: torch.Tensor | None, is_causal: bool | Non
     return (~blocked).cpu()
 
 
-# --- one pass, step by step, KV cache -------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def step_by_step_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
-                        decoder_input_ids: torch.Tensor,
-                        decoder_attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Logits of a loop over prefixes 1..T without cache: row t comes from a call on decoder_input_ids[:, :t+1].
-
-    This is what greedy decoding computes at test time (given the same prefix). Returns (B, T, V).
-    """
-    steps = []
-    for end in range(1, decoder_input_ids.shape[1] + 1):
-        prefix_mask = None if decoder_attention_mask is None else decoder_attention_mask[:, :end]
-        logits = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids[:, :end],
-                       decoder_attention_mask=prefix_mask).logits
-        steps.append(logits[:, -1])
-    return torch.stack(steps, dim=1)  # (B, T, V)
-
-
-@torch.no_grad()
-def kv_cache_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
-                    decoder_input_ids: torch.Tensor,
-                    decoder_attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Incremental decoding of an HF seq2seq model: encode once, then feed one decoder token per call with the
-    key/value cache (`use_cache=True`), as `generate` does. Returns (B, T, V)."""
-    if not supports_kv_cache(model):
-        raise ValueError(f"{type(model).__name__} has no key/value cache; use step_by_step_logits")
-    encoder_outputs = model.get_encoder()(input_ids=input_ids, attention_mask=attention_mask)
-    cache, steps = None, []
-    for position in range(decoder_input_ids.shape[1]):
-        seen_mask = None if decoder_attention_mask is None else decoder_attention_mask[:, : position + 1]
-        outputs = model(encoder_outputs=encoder_outputs, attention_mask=attention_mask,
-                        decoder_input_ids=decoder_input_ids[:, position : position + 1],
-                        decoder_attention_mask=seen_mask, cache=cache, use_cache=True)
-        cache = outputs.cache
-        steps.append(outputs.logits[:, -1])
-    return torch.stack(steps, dim=1)  # (B, T, V)
+# --- comparing logits ----------------------------------------------------------------------------------------
 
 
 def max_abs_diff_per_position(logits: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
@@ -386,47 +345,3 @@ def max_abs_diff_per_position(logits: torch.Tensor, other: torch.Tensor) -> torc
     if logits.shape != other.shape:
         raise ValueError(f"shapes differ: {tuple(logits.shape)} vs {tuple(other.shape)}")
     return (logits.detach().double() - other.detach().double()).abs().amax(dim=(0, 2)).cpu()
-
-
-# --- plotting ------------------------------------------------------------------------------------------------
-
-
-def plot_sensitivity(report: LeakageReport, ax, title: str | None = None, floor: float = 1e-12,
-                     vmax: float | None = None):
-    """Heatmap of log10(sensitivity) with the future region (s > t) outlined; returns the image for a colorbar.
-
-    Zero sensitivity is drawn at log10(floor); pass the same `vmax` (log10 units) to panels that share a colorbar.
-    """
-    values = report.sensitivity.clamp_min(floor).log10().numpy()
-    length = values.shape[0]
-    vmax = max(float(values.max()), 0.0) if vmax is None else vmax
-    image = ax.imshow(values, cmap="magma", vmin=float(torch.log10(torch.tensor(floor))), vmax=vmax, origin="upper")
-    # staircase along the diagonal: everything above/right of it is the future (s > t)
-    xs, ys = [-0.5], [-0.5]
-    for t in range(length):
-        xs += [t + 0.5, t + 0.5]
-        ys += [t - 0.5, t + 0.5]
-    ax.plot(xs + [length - 0.5, -0.5], ys + [-0.5, -0.5], color="cyan", linewidth=1.5,
-            label=f"future s > t (tolerance {report.tolerance:.0e})")
-    for t, s in report.leaking_positions:
-        ax.plot(s, t, marker="x", color="cyan", markersize=4, linestyle="none")
-    ax.set_xlim(-0.5, length - 0.5)
-    ax.set_ylim(length - 0.5, -0.5)
-    ax.set_xlabel("perturbed decoder input position s")
-    ax.set_ylabel("output position t")
-    verdict = "LEAKS" if report.leaks else "no leakage"
-    ax.set_title(f"{title + ': ' if title else ''}{verdict} (max future {report.max_future_sensitivity:.1e})",
-                 fontsize=9)
-    ax.legend(loc="lower left", fontsize=7)
-    return image
-
-
-def plot_allowed(allowed: torch.Tensor, ax, title: str):
-    """A (T_query, T_key) boolean mask as a black/white grid: white = may attend, black = blocked."""
-    if allowed.dim() != 2:
-        raise ValueError(f"plot one (T_query, T_key) mask at a time, got shape {tuple(allowed.shape)}")
-    image = ax.imshow(allowed.int().numpy(), cmap="gray", vmin=0, vmax=1)
-    ax.set_xlabel("key position (attended to)")
-    ax.set_ylabel("query position")
-    ax.set_title(title, fontsize=9)
-    return image

@@ -18,6 +18,7 @@ Gradient accumulation: `accumulated_gradient` adds the gradients of micro-batche
 import torch
 import torch.nn.functional as F
 
+from utils.handwritten.step_loop import step_loop
 from utils.handwritten.teacher_forcing import IGNORE_INDEX, masked_cross_entropy, shift_right
 
 __all__ = [
@@ -31,7 +32,6 @@ __all__ = [
     "kl_to_targets",
     "micro_batch_scale",
     "model_loss_gradient",
-    "pick_spread",
     "smoothed_targets",
     "soft_cross_entropy",
     "step_by_step_losses",
@@ -118,28 +118,16 @@ def target_entropy(targets: torch.Tensor, reduction: str = "token_mean") -> torc
 @torch.no_grad()
 def step_by_step_losses(model: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                         labels: torch.Tensor, decoder_start_token_id: int, pad_token_id: int) -> torch.Tensor:
-    """Per-position losses of a loop over the target: step t feeds the gold prefix y_<t, predicts y_t alone.
+    """Per-position losses of the step loop: step t feeds the gold prefix y_<t, predicts y_t alone.
 
-    Works for HF seq2seq models and `TinferModel` (both take `decoder_input_ids` and return `.logits`).
-    Returns (B, T) losses, 0 where labels == -100; compare with one pass's `reduction="none"` losses.
+    Works for HF seq2seq models and `TinferModel` (`utils.handwritten.step_loop`). Returns (B, T) losses, 0 where
+    labels == -100; compare with one pass's `reduction="none"` losses.
     """
     decoder_input_ids = shift_right(labels, decoder_start_token_id, pad_token_id)  # (B, T)
     losses = torch.zeros(labels.shape, dtype=torch.float32, device=labels.device)
-    for t in range(labels.shape[1]):
-        logits = model(input_ids=input_ids, attention_mask=attention_mask,
-                       decoder_input_ids=decoder_input_ids[:, : t + 1]).logits  # (B, t + 1, V)
-        losses[:, t] = masked_cross_entropy(logits[:, -1], labels[:, t], reduction="none")
+    for t, logits in enumerate(step_loop(model, input_ids, attention_mask, decoder_input_ids)):  # logits (B, V)
+        losses[:, t] = masked_cross_entropy(logits, labels[:, t], reduction="none")
     return losses
-
-
-def pick_spread(items: list, n: int, key) -> list:
-    """`n` items spanning the range of `key(item)`: the smallest, the largest and evenly in between (sorted)."""
-    if not 1 <= n <= len(items):
-        raise ValueError(f"n must be in [1, {len(items)}], got {n}")
-    ordered = sorted(items, key=key)
-    if n == 1:
-        return [ordered[-1]]
-    return [ordered[round(i * (len(ordered) - 1) / (n - 1))] for i in range(n)]
 
 
 # ---------------------------------------------------------------- gradient accumulation

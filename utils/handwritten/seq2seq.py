@@ -19,7 +19,6 @@ __all__ = [
     "decoder_logits",
     "decoder_self_attention_modules",
     "encode",
-    "first_decoder_layer",
     "is_encoder_decoder",
     "is_tinfer",
     "labels_only_decoder_attention_mask",
@@ -107,16 +106,6 @@ def decoder_self_attention_modules(model) -> list[tuple[str, torch.nn.Module]]:
     if not modules:
         raise ValueError(f"found no decoder self-attention module in {type(model).__name__}")
     return modules
-
-
-def first_decoder_layer(model) -> torch.nn.Module:
-    """The first decoder block of a TinferModel, T5, GPT-2, or a BART-like model (Marian, BART)."""
-    if is_tinfer(model):
-        return model.decoder_layers[0]
-    if hasattr(model, "transformer") and hasattr(model.transformer, "h"):  # GPT-2
-        return model.transformer.h[0]
-    decoder = model.get_decoder()
-    return decoder.block[0] if hasattr(decoder, "block") else decoder.layers[0]
 
 
 @contextmanager
