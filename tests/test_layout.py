@@ -9,6 +9,7 @@ Modules at the top of utils/ are commands only (`python -m utils.run`); nothing 
 """
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -157,6 +158,16 @@ def test_the_code_under_study_has_at_most_65_public_names():
     count = sum(len(v) for v in names.values())
     assert count <= MAX_PUBLIC_NAMES_UNDER_STUDY, f"{count} public names in handwritten/: {names}"
     assert all(len(set(v)) == len(v) for v in names.values()), "a name listed twice in one __all__"
+
+
+RESHAPES = re.compile(r"\.(reshape|view|transpose|permute|unsqueeze|squeeze|flatten|expand)\(|(\[|, )None(,|\])")
+
+
+def test_every_reshape_under_study_has_a_shape_comment():
+    missing = [f"{path.name}:{number}" for path in sorted((UTILS / "handwritten").glob("*.py"))
+               for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+               if RESHAPES.search(line.split("#")[0]) and "# (" not in line]
+    assert missing == [], f"reshape lines without a shape comment such as `# (B, T, V)`: {missing}"
 
 
 def test_the_module_map_lists_every_module_once():

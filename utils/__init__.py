@@ -20,6 +20,7 @@ workbench/     what experiments are built from
     metrics             exact match, chrF, BLEU, word and phoneme error rates
     uncertainty         bootstrap intervals, paired differences, spread over seeds
     device              device="auto" and to_device(batch, device)
+    simulated_accelerator  a CPU stand-in for CUDA that refuses what CUDA refuses (TINFER_SIMULATE_CUDA=1)
     tolerance           one tolerance model for every closeness claim: atol + rtol x magnitude, by dtype
     reproducibility     set_seed
     cmudict             the CMU Pronouncing Dictionary: loader and split by word

@@ -1,4 +1,11 @@
-"""Resolve `device="auto"` to the best device present."""
+"""Resolve `device="auto"` to the best device present.
+
+With `TINFER_SIMULATE_CUDA=1` in the environment a CUDA device is simulated on the CPU
+(`utils.workbench.simulated_accelerator`): "auto" and "cuda" resolve to it, so a CPU-only machine runs the
+notebooks the way a GPU machine does and fails where a GPU run would (tests/test_device_portability.py).
+"""
+
+import os
 
 import torch
 
@@ -9,6 +16,11 @@ def resolve_device(device: str = "auto") -> torch.device:
     """"auto" picks CUDA, then Apple MPS, then CPU; an explicit device must exist."""
     if device not in ALLOWED_DEVICES and not str(device).startswith("cuda:"):
         raise ValueError(f"parameter 'device' must be one of {ALLOWED_DEVICES} or 'cuda:N', got {device!r}")
+    if os.environ.get("TINFER_SIMULATE_CUDA") == "1" and (device == "auto" or str(device).startswith("cuda")):
+        from utils.workbench.simulated_accelerator import activate
+
+        activate()
+        return torch.device("cuda")
     if device == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

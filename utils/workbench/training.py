@@ -79,7 +79,9 @@ def train(
     if not features:
         raise ValueError("no training features")
     device = resolve_device(device) if isinstance(device, str) else torch.device(device)
-    accelerator = Accelerator(cpu=device.type == "cpu")
+    # the model and each batch go to `device` here, explicitly (accelerate would pick its own device)
+    accelerator = Accelerator(cpu=device.type == "cpu", device_placement=False)
+    model.to(device)
     dataloader = make_dataloader(features, batch_size, pad_token_id, shuffle=True, seed=seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = make_scheduler(optimizer, schedule, warmup_steps, n_steps)
@@ -96,6 +98,7 @@ def train(
         except StopIteration:
             batches = iter(dataloader)
             batch = next(batches)
+        batch = to_device(batch, device)
         loss = loss_fn(model, batch)
         accelerator.backward(loss)
         if max_grad_norm:
