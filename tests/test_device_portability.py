@@ -2,7 +2,6 @@
 (utils/workbench/simulated_accelerator.py) refuses `.numpy()` on a device tensor and a CPU/device mix, as CUDA does,
 while computing the CPU's values; notebooks run under it with `TINFER_SIMULATE_CUDA=1` and device "auto"."""
 
-import json
 import os
 import subprocess
 import sys
