@@ -20,12 +20,12 @@ from functools import partial
 from pathlib import Path
 
 import torch
+from torch.nn.utils import parameters_to_vector
 
 from utils.experiments.trainer_measurements import seq2seq_collator, token_mean_compute_loss
 from utils.handwritten.teacher_forcing import masked_cross_entropy
 from utils.harness.paths import REPO_ROOT
 from utils.workbench.batching import pad_features
-from utils.workbench.distributed import flat_parameters
 
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 
@@ -131,7 +131,7 @@ def checkpoint_parameters(out: str | Path, step: int, model: torch.nn.Module) ->
                        weights_only=True)
     container = copy.deepcopy(model)
     container.load_state_dict(state)
-    return flat_parameters(container)
+    return parameters_to_vector(container.parameters()).detach()
 
 
 def flat_gradient(model: torch.nn.Module, loss: torch.Tensor) -> torch.Tensor:
@@ -205,7 +205,7 @@ def trainer_step(out: Path, n_examples: int, seed: int, setting: str = "default"
     tokenizer = build_tokenizer("t5")
     features = tokenize_pairs(tokenizer, load_pairs("train", "en", "de", limit=n_examples))
     model = build_model("t5", tokenizer=tokenizer, seed=seed, dropout=0.0)
-    before = flat_parameters(model)
+    before = parameters_to_vector(model.parameters()).detach()
     seen: list[list[int]] = []
     if setting not in TRAINER_SETTINGS:
         raise ValueError(f"setting must be one of {TRAINER_SETTINGS}, got {setting!r}")
@@ -233,7 +233,7 @@ def trainer_step(out: Path, n_examples: int, seed: int, setting: str = "default"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"rank{rank_index}.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     if rank_index == 0:
-        torch.save(flat_parameters(model) - before, out / "update.pt")
+        torch.save(parameters_to_vector(model.parameters()).detach() - before, out / "update.pt")
 
 
 def trainer_measurement(out: Path, setting: str, n_processes: int, n_examples: int, seed: int,

@@ -186,7 +186,7 @@ def sample_decode(model, input_ids, attention_mask=None, max_new_tokens: int = 2
     way `generate(do_sample=True)` draws, so a shared `torch.manual_seed` gives comparable samples."""
     def choose_next(scores):
         probs = process_logits(scores, temperature, top_k, top_p).softmax(dim=-1)
-        return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)
+        return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)  # (B, 1) -> (B,)
 
     return autoregressive_decode(model, input_ids, attention_mask, max_new_tokens, choose_next, use_cache,
                                  True, forced_eos_token_id, **special)
@@ -284,11 +284,11 @@ def beam_search(model, input_ids, attention_mask=None, num_beams: int = 4, max_n
         if forced_eos_token_id is not None and step == max_new_tokens - 1:
             log_probs = _force_eos(log_probs, forced_eos_token_id)
         vocab_size = log_probs.shape[-1]
-        totals = (log_probs.view(batch_size, num_beams, vocab_size) + running_scores[:, :, None])
+        totals = (log_probs.view(batch_size, num_beams, vocab_size) + running_scores[:, :, None])  # (B, K, V)
         top_scores, top_index = totals.view(batch_size, -1).topk(2 * num_beams, dim=-1)  # (B, 2K)
         source_beam, token = top_index // vocab_size, top_index % vocab_size
         source_row = source_beam + torch.arange(batch_size, device=device)[:, None] * num_beams  # (B, 2K) rows
-        extended = torch.cat([running[source_row.flatten()], token.flatten()[:, None]], dim=-1)
+        extended = torch.cat([running[source_row.flatten()], token.flatten()[:, None]], dim=-1)  # (B * 2K, T + 1)
         extended = extended.view(batch_size, 2 * num_beams, -1)  # (B, 2K, T + 1)
         generated_length = step + 1
         finishes = (token == ids.eos_token_id) | (step == max_new_tokens - 1)  # (B, 2K)
@@ -306,9 +306,9 @@ def beam_search(model, input_ids, attention_mask=None, num_beams: int = 4, max_n
         keep_scores = top_scores + finishes.float() * _NEG_INF
         keep_scores, keep = keep_scores.topk(num_beams, dim=-1)  # (B, K) best unfinished candidates
         running_scores = keep_scores
-        running = extended.gather(1, keep[:, :, None].expand(-1, -1, extended.shape[-1]))
-        running = running.view(batch_size * num_beams, -1)
-        step_model.reorder(source_row.gather(1, keep).flatten())
+        running = extended.gather(1, keep[:, :, None].expand(-1, -1, extended.shape[-1]))  # (B, K, T + 1)
+        running = running.view(batch_size * num_beams, -1)  # (B * K, T + 1)
+        step_model.reorder(source_row.gather(1, keep).flatten())  # (B * K,) source rows
 
         hypothetical = max_new_tokens if (early_stopping == "never" and length_penalty > 0) else generated_length
         is_open = [is_open[b] and _beam_can_improve(pools[b], float(running_scores[b, 0]), hypothetical,

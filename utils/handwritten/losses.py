@@ -74,7 +74,7 @@ def smoothed_targets(labels: torch.Tensor, vocab_size: int, epsilon: float, igno
         targets = torch.full_like(one_hot, epsilon / (vocab_size - 2))
         targets[..., pad_token_id] = 0.0
         targets = torch.where(one_hot.bool(), 1.0 - epsilon, targets)
-    return targets * real.unsqueeze(-1)
+    return targets * real.unsqueeze(-1)  # (..., V) * (..., 1)
 
 
 def _reduce_rows(per_token: torch.Tensor, real: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -161,8 +161,8 @@ def combine_micro_batch_losses(loss_sums: list[float], token_counts: list[int], 
 
 def flat_gradient(model: torch.nn.Module) -> torch.Tensor:
     """All parameter gradients as one vector (zeros for parameters without a gradient)."""
-    return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten()
-                      for p in model.parameters()])
+    return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).flatten()  # (numel,) each
+                      for p in model.parameters()])  # (n_parameters,)
 
 
 def model_loss_gradient(model: torch.nn.Module, batch: dict[str, torch.Tensor],

@@ -114,7 +114,7 @@ def masked_cross_entropy(
     real = labels != ignore_index
     log_probs = F.log_softmax(logits.float(), dim=-1)
     safe_labels = labels.masked_fill(~real, 0)
-    nll = -log_probs.gather(-1, safe_labels.unsqueeze(-1)).squeeze(-1)
+    nll = -log_probs.gather(-1, safe_labels.unsqueeze(-1)).squeeze(-1)  # (..., V) at (..., 1) -> (...)
     per_token = (1.0 - label_smoothing) * nll - label_smoothing * log_probs.mean(dim=-1)
     per_token = per_token.masked_fill(~real, 0.0)
 

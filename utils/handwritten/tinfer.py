@@ -58,7 +58,7 @@ class TinferOutput:
 
 def sinusoidal_positions(max_positions: int, d_model: int) -> torch.Tensor:
     """PE(pos, 2i) = sin(pos / 10000^(2i/d)), PE(pos, 2i+1) = cos(...): (max_positions, d_model)."""
-    position = torch.arange(max_positions, dtype=torch.float32)[:, None]
+    position = torch.arange(max_positions, dtype=torch.float32)[:, None]  # (max_positions, 1)
     inverse_frequency = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
     table = torch.zeros(max_positions, d_model)
     table[:, 0::2] = torch.sin(position * inverse_frequency)
