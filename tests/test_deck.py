@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from utils.harness.paths import REPO_ROOT
+from utils.harness.results import load_all_results
 from utils.reporting.deck import build_deck, inline_markdown, install_reveal, plan_slides
-from utils.reporting.sentences import load_results, load_sentences
+from utils.reporting.sentences import load_sentences
 from utils.reporting.site import remote_references
 
 REPORTS = REPO_ROOT / "reports"
@@ -64,7 +65,7 @@ def fixture_records() -> dict:
 
 def plan(findings: dict | None = None):
     findings = findings or fixture_records()
-    return plan_slides(findings["sentences"], load_results(REPORTS), REPORTS)
+    return plan_slides(findings["sentences"], load_all_results(REPORTS / "results"), REPORTS)
 
 
 def test_a_findings_file_without_sentences_is_refused_naming_the_file_and_key(tmp_path):

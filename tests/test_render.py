@@ -1,10 +1,12 @@
-"""The render command: reports/index.html links every executed notebook; slides and site fail clearly."""
+"""The render command: reports/index.html sends the reader to the site (one home page); slides and site fail
+clearly."""
 
 import json
 
-import nbformat
+import pytest
 
-from utils.reporting.render import build_index, main, remote_references
+from utils.reporting.render import build_index, main
+from utils.reporting.site import remote_references
 
 
 def test_remote_references_finds_scripts_links_and_protocol_relative_urls():
@@ -14,24 +16,17 @@ def test_remote_references_finds_scripts_links_and_protocol_relative_urls():
     assert len(found) == 2 and all("cdn.example" in tag for tag in found)
 
 
-def executed_notebook(path):
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 00 · A title\n\nA question."),
-                                               nbformat.v4.new_code_cell("1 + 1")])
-    notebook.cells[1].outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "2"}, execution_count=1)]
-    nbformat.write(notebook, path)
-    return path
-
-
-def test_index_lists_each_notebook_with_its_claims(tmp_path):
-    executed_notebook(tmp_path / "01_example.ipynb")
-    (tmp_path / "results").mkdir()
-    (tmp_path / "results" / "01_example.json").write_text(json.dumps(
-        {"claims": {"a": {"holds": True}, "b": {"holds": False}}}))
-    (tmp_path / "slides").mkdir()
-    (tmp_path / "slides" / "deck.pdf").write_bytes(b"%PDF")
+def test_index_is_a_link_to_the_site_home_page(tmp_path, capsys):
+    with pytest.raises(FileNotFoundError, match="make site"):
+        build_index(tmp_path)
+    assert main(["index", "--out", str(tmp_path)]) == 2 and "build the site first" in capsys.readouterr().err
+    assert not (tmp_path / "index.html").exists()
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "index.html").write_text("<html>the findings</html>")
     page = build_index(tmp_path).read_text(encoding="utf-8")
-    assert '<a href="01_example.ipynb">00 · A title</a> — 1/2 claims hold' in page
-    assert '<a href="slides/deck.pdf">Slides as PDF</a>' in page
+    assert '<meta http-equiv="refresh" content="0; url=site/index.html">' in page
+    assert '<a href="site/index.html">site/index.html</a>' in page
+    assert remote_references(page) == [] and "claims hold" not in page  # the list of notebooks is the site's
 
 
 def test_slides_and_site_commands_name_the_missing_records(tmp_path, capsys):

@@ -7,7 +7,7 @@ import re
 import pytest
 from test_deck import REPORTS, built_reports, fixture_records, fixture_reports
 
-from utils.reporting.sentences import load_results
+from utils.harness.results import load_all_results
 from utils.reporting.site import cell_links, remote_references, write_docs
 from utils.reporting.site_hooks import strip_remote_scripts
 
@@ -54,7 +54,7 @@ def test_home_page_links_the_verdict_table_to_cells(site):
 
 def test_every_claim_links_to_an_existing_cell_with_its_run_details(site):
     claims = (site / "claims.html").read_text(encoding="utf-8")
-    results = load_results(site.parent)
+    results = load_all_results(site.parent / "results")
     rows = re.findall(r'<tr id="([\w.-]+)--([\w.-]+)">.*?<a href="([^"]+)">', claims)
     assert len(rows) == sum(len(r["claims"]) for r in results.values())
     pages = {}

@@ -3,6 +3,8 @@ parameters on both ranks and (b) the single-process step on the concatenated bat
 
 import json
 
+from torch.nn.utils import parameters_to_vector
+
 from utils.experiments.data_parallel import (
     command_arguments,
     command_model_and_features,
@@ -12,7 +14,6 @@ from utils.experiments.data_parallel import (
     step_update,
 )
 from utils.experiments.train_command import CONFIG_FILE, STATE_FILE, build_parser, main
-from utils.workbench.distributed import flat_parameters
 
 SGD_STEP = ["--variant", "causal", "--n-train", "32", "--batch-size", "8", "--optimizer", "sgd", "--lr", "1",
             "--schedule", "constant", "--warmup-steps", "0", "--weight-decay", "0", "--max-grad-norm", "0",
@@ -68,7 +69,7 @@ def test_two_torchrun_cpu_processes_match_one_process(tmp_path):
     assert ranks[0]["examples"][0] + ranks[1]["examples"][0] == json.loads(
         (one / "ranks" / "rank0.json").read_text(encoding="utf-8"))["examples"][0]
     model, _, _ = command_model_and_features({"variant": "causal", "n_train": 32})
-    initial = flat_parameters(model)
+    initial = parameters_to_vector(model.parameters()).detach()
     two_update, one_update = (step_update(out, 1, model, initial) for out in (two, one))
     assert one_update.abs().max() > 0
     assert relative_difference(two_update, one_update) < 1e-5

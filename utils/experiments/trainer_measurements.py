@@ -11,6 +11,7 @@ from functools import partial
 
 import torch
 import torch.nn.functional as F
+from torch.nn.utils import parameters_to_vector
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from transformers.trainer_pt_utils import LabelSmoother
@@ -24,10 +25,6 @@ def hf_label_smoother_loss(logits: torch.Tensor, labels: torch.Tensor, epsilon: 
                            num_items_in_batch: int | torch.Tensor | None = None) -> torch.Tensor:
     """The loss `Trainer` computes with `label_smoothing_factor=epsilon` (its `LabelSmoother`), on given logits."""
     return LabelSmoother(epsilon=epsilon)({"logits": logits}, labels, num_items_in_batch=num_items_in_batch)
-
-
-def flat_parameters(model: torch.nn.Module) -> torch.Tensor:
-    return torch.cat([p.detach().flatten() for p in model.parameters()]).clone()
 
 
 def token_mean_compute_loss(outputs, labels: torch.Tensor, num_items_in_batch=None) -> torch.Tensor:
@@ -74,7 +71,7 @@ def trainer_sgd_update(model: torch.nn.Module, features: list[dict[str, list[int
                          f"got {gradient_accumulation_steps}")
     if accepts_loss_kwargs is not None:
         model.accepts_loss_kwargs = accepts_loss_kwargs
-    before = flat_parameters(model)
+    before = parameters_to_vector(model.parameters()).detach()
     with tempfile.TemporaryDirectory() as output_dir:
         args = Seq2SeqTrainingArguments(
             output_dir=output_dir, per_device_train_batch_size=len(features) // gradient_accumulation_steps,
@@ -91,7 +88,7 @@ def trainer_sgd_update(model: torch.nn.Module, features: list[dict[str, list[int
             trainer.remove_callback(callback)
         trainer.train()
     model.eval()
-    return flat_parameters(model) - before
+    return parameters_to_vector(model.parameters()).detach() - before
 
 
 def update_ratio(update: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:

@@ -24,7 +24,8 @@ from jinja2 import Environment, FileSystemLoader
 from markupsafe import Markup
 
 from utils.harness.paths import REPO_ROOT
-from utils.reporting.sentences import FINDINGS, by_section, findings_path, load_results, load_sentences
+from utils.harness.results import load_all_results
+from utils.reporting.sentences import FINDINGS, by_section, findings_path, load_sentences
 
 REVEAL_VERSION = "5.2.0"
 REVEAL_WHEEL = "sphinx-revealjs==3.2.1"
@@ -240,7 +241,7 @@ def build_deck(reports: Path, out_dir: Path, findings: Path | None = None, revea
                pdf: bool = True) -> Path:
     """Write `out_dir/index.html` (+ reveal.js/, figures/, and deck.pdf when `pdf`) from the findings records."""
     sentences = load_sentences(findings or findings_path(reports))
-    results = load_results(reports)
+    results = load_all_results(reports / "results")
     slides = plan_slides(sentences, results, reports, _provenance(reports))
     reveal = reveal or install_reveal()
     out_dir.mkdir(parents=True, exist_ok=True)

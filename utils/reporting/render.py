@@ -2,55 +2,36 @@
 
     python -m utils.render slides [--out DIR] [--no-pdf]   # reports/slides/: the deck (index.html) and deck.pdf
     python -m utils.render site [--out DIR]                 # reports/site/: the offline report site (needs the deck)
-    python -m utils.render index [--out DIR]                # reports/index.html: one line per notebook
+    python -m utils.render index [--out DIR]                # reports/index.html: a link to the site
     python -m utils.render screenshots                      # build/screenshots/: the site's home page, verdict slides
 
 `--findings FILE` reads the findings records from FILE instead of results/00_findings.json (for example the test
 fixture tests/fixtures/00_findings_sentences.json). Everything is read from the report folder; nothing is executed.
-The deck and the site load nothing from another host when viewed (see utils/harness/deck.py and site.py).
+The deck and the site load nothing from another host when viewed (see utils/reporting/deck.py and site.py).
 """
 
 import argparse
 import contextlib
-import html
-import json
 import sys
 from pathlib import Path
 
 from utils.harness.paths import REPO_ROOT, reports_dir
-from utils.reporting.site import notebook_title, remote_references
 
 SCREENSHOTS_DIR = REPO_ROOT / "build" / "screenshots"
 
-__all__ = ["build_index", "claims_summary", "main", "notebook_title", "remote_references", "take_screenshots"]
-
-
-def claims_summary(results_path: Path) -> str:
-    if not results_path.exists():
-        return "no results"
-    claims = json.loads(results_path.read_text(encoding="utf-8"))["claims"]
-    return f"{sum(c['holds'] for c in claims.values())}/{len(claims)} claims hold"
+__all__ = ["build_index", "main", "take_screenshots"]
 
 
 def build_index(out_dir: Path) -> Path:
-    """reports/index.html: one line per executed notebook, plus the findings, site, slides and timings."""
-    lines = []
-    for executed in sorted(out_dir.glob("[0-9]*.ipynb")):
-        stem = executed.stem
-        link = f"html/{stem}.html" if (out_dir / "html" / f"{stem}.html").exists() else f"{stem}.ipynb"
-        summary = claims_summary(out_dir / "results" / f"{stem}.json")
-        lines.append(f'<li><a href="{link}">{html.escape(notebook_title(executed))}</a> — {summary}</li>')
-    extras = [(name, target) for name, target in (("Findings (Markdown)", "FINDINGS.md"),
-                                                   ("Report site", "site/index.html"),
-                                                   ("Lab-meeting slides", "slides/index.html"),
-                                                   ("Slides as PDF", "slides/deck.pdf"),
-                                                   ("Wall time per notebook", "timings.json"),
-                                                   ("Benchmarks", "bench.json"))
-              if (out_dir / target).exists()]
-    lines += [f'<li><a href="{target}">{name}</a></li>' for name, target in extras]
-    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>tinfer notebooks</title>"
-            "</head>\n<body>\n<h1>Teacher forcing, causal masks and decoding: the notebooks</h1>\n<ul>\n"
-            + "\n".join(lines) + "\n</ul>\n</body></html>\n")
+    """reports/index.html: a link to the report site, whose home page lists the findings, the claims and every
+    notebook (one source for that page: the site). Raises FileNotFoundError when the site is not built yet."""
+    site = out_dir / "site" / "index.html"
+    if not site.exists():
+        raise FileNotFoundError(f"{site} does not exist: build the site first (`make site`)")
+    page = ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>tinfer notebooks</title>\n"
+            "<meta http-equiv=\"refresh\" content=\"0; url=site/index.html\"></head>\n"
+            "<body><p>The report: <a href=\"site/index.html\">site/index.html</a> (findings, evidence, every claim, "
+            "every notebook, the deck).</p></body></html>\n")
     path = out_dir / "index.html"
     path.write_text(page, encoding="utf-8")
     return path

@@ -21,7 +21,7 @@ FINDINGS = "00_findings"
 SECTIONS = ("verdict", "answer", "pitfall", "hf_defaults", "data_parallel", "real_data", "audit", "scope", "rerun")
 REQUIRED = ("id", "section", "title", "text", "established", "claims", "metrics")
 
-__all__ = ["FINDINGS", "SECTIONS", "by_section", "findings_path", "load_results", "load_sentences"]
+__all__ = ["FINDINGS", "SECTIONS", "by_section", "findings_path", "load_sentences"]
 
 
 def findings_path(reports: Path) -> Path:
@@ -57,8 +57,3 @@ def load_sentences(path: Path) -> list[dict[str, Any]]:
 def by_section(sentences: list[dict[str, Any]], section: str) -> list[dict[str, Any]]:
     return [record for record in sentences if record["section"] == section]
 
-
-def load_results(reports: Path) -> dict[str, dict[str, Any]]:
-    """Every `results/<notebook>.json` of a report folder, by notebook stem."""
-    return {path.stem: json.loads(path.read_text(encoding="utf-8"))
-            for path in sorted((reports / "results").glob("*.json"))}

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from utils.harness.paths import REPO_ROOT
-from utils.reporting.sentences import by_section, findings_path, load_results, load_sentences
+from utils.harness.results import load_all_results
+from utils.reporting.sentences import by_section, findings_path, load_sentences
 
 MKDOCS_YML = REPO_ROOT / "mkdocs.yml"
 DOCS_DIR = REPO_ROOT / "build" / "site-docs"
@@ -248,7 +249,7 @@ def write_docs(reports: Path, docs: Path, sentences: list[dict[str, Any]], deck:
     """Generate the site's source pages into `docs` (emptied first); returns the nav."""
     if not (deck / "index.html").exists():
         raise FileNotFoundError(f"{deck / 'index.html'} does not exist: build the deck first (`make slides`)")
-    results = load_results(reports)
+    results = load_all_results(reports / "results")
     cells = _Cells(reports, results)
     shutil.rmtree(docs, ignore_errors=True)
     docs.mkdir(parents=True)

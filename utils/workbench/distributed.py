@@ -17,6 +17,7 @@ import hashlib
 
 import torch
 import torch.distributed as dist
+from torch.nn.utils import parameters_to_vector
 
 from utils.handwritten.teacher_forcing import IGNORE_INDEX, masked_cross_entropy
 
@@ -100,18 +101,13 @@ def shard_indices(indices: list[int], n_ranks: int, rank_index: int, n_micro_bat
     return [mine[k * size:(k + 1) * size] for k in range(n_micro_batches)]
 
 
-def flat_parameters(model: torch.nn.Module) -> torch.Tensor:
-    """Every parameter, flattened and concatenated in `named_parameters` order, on the CPU in float32."""
-    return torch.cat([p.detach().float().flatten().cpu() for p in model.parameters()])
-
-
 def parameter_digest(model: torch.nn.Module) -> str:
     """sha256 of the parameters' bytes: equal digests mean bit-identical parameters."""
-    return hashlib.sha256(flat_parameters(model).numpy().tobytes()).hexdigest()
+    return hashlib.sha256(parameters_to_vector(model.parameters()).detach().cpu().numpy().tobytes()).hexdigest()
 
 
 def parameter_spread(model: torch.nn.Module) -> float:
     """Largest |parameter on rank i - parameter on rank 0| over ranks and parameters (0.0 in one process)."""
-    flat = flat_parameters(model)
+    flat = parameters_to_vector(model.parameters()).detach().cpu()
     gathered = all_gather_objects(flat)
     return max(float((other - gathered[0]).abs().max()) for other in gathered)
