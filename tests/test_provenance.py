@@ -52,7 +52,9 @@ def test_provenance_check_rejects_a_planted_sentence_without_a_claim():
 
 def test_provenance_check_rejects_typed_numbers_reasonless_claims_and_stray_placeholders():
     assert "numbers typed" in provenance_problems([sentence(template="Exact match {em}, not 93%.")])[0]
-    assert provenance_problems([sentence(template="labels `-100` and {em}")]) == []  # code spans may hold numbers
+    for typed in ("labels `-100` and {em}", "{em} at `max_length=20`", "{em} with `k=2`", "{em}: `4` beams"):
+        assert "numbers typed" in provenance_problems([sentence(template=typed)])[0], typed  # code spans too
+    assert provenance_problems([sentence(template="labels `{em}` and `max_length={em}`")]) == []
     assert provenance_problems([sentence(template="{em}, beam search [Vaswani et al. §6.1: beam 4]")]) == []
     assert provenance_problems([sentence(template="T5 in fp32 with a 4-D mask: {em}")]) == []  # names, not numbers
     assert "numbers typed" in provenance_problems([sentence(template="{em} at 0.5 or 20 tokens")])[0]

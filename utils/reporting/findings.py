@@ -14,8 +14,8 @@ from utils.reporting.provenance import Claim, Metric, Sentence, render, render_a
 __all__ = [
     "ANSWERS", "AUDIT", "DATA_PARALLEL", "HF_DEFAULTS", "PITFALLS", "QUESTIONS", "REAL_DATA", "ROWS", "SCOPE",
     "USER_MODEL_CLAIM_PREFIX", "Row",
-    "all_sentences", "failing_claims", "findings_markdown", "missing_claims", "sanity_claims", "sentence_records",
-    "sentences_of", "verdict_table",
+    "all_sentences", "answer_blocks", "failing_claims", "findings_markdown", "missing_claims", "sanity_claims",
+    "sentence_records", "sentences_of", "verdict_table",
 ]
 
 # Claims about the model a user audits in notebook 09 describe THAT model (the default audits a leaky
@@ -43,8 +43,16 @@ def metric(notebook: str, name: str, spec: str = "{:.2f}", interval: str | None 
 
 EXACT = {variant: metric(NB04, f"{variant}_greedy_exact_match", interval=f"{variant}_greedy_exact_match_interval")
          for variant in ("no_mask", "causal", "t5", "marian")}
-SWEEP_RANGE = {variant: metric(NB04B, f"n4000_{variant}_greedy_exact_match_range", "{0[0]:.2f}–{0[1]:.2f}")
+# exact match on the test split is a multiple of 1/200: three decimals print a sweep's range exactly (two would turn
+# 0.925–0.935 into 0.93–0.94)
+SWEEP_RANGE = {variant: metric(NB04B, f"n4000_{variant}_greedy_exact_match_range", "{0[0]:.3f}–{0[1]:.3f}")
                for variant in ("no_mask", "causal", "t5", "marian")}
+# numbers inside `code` come from the results too
+IGNORE = metric(NB03, "collator_label_pad_token_id", "{:d}")  # DataCollatorForSeq2Seq's default label padding
+GENERATE = {"bare": metric(NB05, "bare_generate_new_tokens", "{:d}"),
+            "max_length": metric(NB05, "default_max_length", "{:d}"),
+            "explicit": metric(NB05, "explicit_max_length_new_tokens", "{:d}"),
+            "beams": metric(NB05, "marian_checkpoint_num_beams", "{:d}")}
 
 # ---------------------------------------------------------------------------------------------- claims, reused
 
@@ -68,15 +76,23 @@ NO_STEP_MASKING = (claim(NB03, "one_pass_loss_equals_sum_of_step_losses", "one c
                    claim(NB03, "pad_counts_unless_minus_100", "the loss with pad ids left in the labels"))
 GREEDY = (claim(NB05, "greedy_matches_generate_t5", "hand-written greedy vs generate(num_beams=1), T5"),
           claim(NB05, "greedy_matches_generate_marian", "the same for Marian"))
-DEFAULTS = (claim(NB05, "bare_generate_is_greedy_with_20_new_tokens", "generate() called with no arguments"),
+DEFAULTS = (claim(NB05, "bare_generate_is_greedy_with_20_new_tokens",
+                  "new tokens of a bare generate() and of an explicit max_length, counted"),
             claim(NB05, "marian_checkpoint_config_turns_on_beam_search",
                   "generate() on a model whose config carries opus-mt's generation settings"))
+FORCED_EOS = claim(NB05, "forced_eos_at_length_limit_marian_bart",
+                   "the last token of Marian's outputs that run to the limit, read")
+LENGTH_PENALTY = claim(NB05, "generate_scores_divide_by_length_power_not_gnmt",
+                       "generate()'s beam scores recomputed from its own token scores under both penalties")
 ONE_PASS = (claim(NB02, "one_pass_equals_loop_t5", "logits of one pass vs the loop over prefixes, T5"),
             claim(NB02, "one_pass_equals_loop_marian", "the same for Marian"),
             claim(NB04, "step_loop_gradients_equal_one_pass", "gradients of the trained causal model, compared"))
 DECISIVE = (claim(NB04, "no_mask_model_leaks", "the trained no-mask decoder reads later inputs"),
             claim(NB04, "causal_ranks_above_no_mask", "paired bootstrap of the exact-match difference"),
             claim(NB04, "no_mask_fails_at_greedy", "greedy decoding of every trained variant, scored"))
+DECIDING = {"no_mask": EXACT["no_mask"], "causal": EXACT["causal"]}  # the number that decides every answer
+DECIDING_TEXT = ("Greedy exact match on the test split, same data, size and budget: {no_mask} without the causal "
+                 "mask, {causal} with it.")
 
 
 @dataclass(frozen=True)
@@ -149,19 +165,24 @@ ROWS = (
     Row(
         "Loss and its masking", "no per-step loss masking",
         "[§5.4: cross-entropy with label smoothing]", "[§2.4: maximum likelihood with teacher forcing]",
-        _cell("loss", "hf_t5", "token mean over labels ≠ `-100`", (LOSS[0], LOSS[2])),
-        _cell("loss", "hf_marian", "token mean over labels ≠ `-100`", (LOSS[1], LOSS[2])),
+        _cell("loss", "hf_t5", "token mean over labels ≠ `{ignore}`", (LOSS[0], LOSS[2]), ignore=IGNORE),
+        _cell("loss", "hf_marian", "token mean over labels ≠ `{ignore}`", (LOSS[1], LOSS[2]), ignore=IGNORE),
         Sentence("verdict.loss", "verdict", "SAME: no per-step masking is needed; the one-pass loss is the sum of "
-                 "the step losses, and only padding must be ignored (`-100`).", claims=NO_STEP_MASKING + LOSS[:2],
+                 "the step losses, and only padding must be ignored (`{ignore}`).", claims=NO_STEP_MASKING + LOSS[:2],
+                 metrics={"ignore": IGNORE},
                  citations=("Vaswani et al. 2017, §5.4", "Raffel et al. 2020, §2.4"),
                  figure="figures/03_loss_masking/one_pass_vs_steps.png", title="Loss and its masking")),
     Row(
         "Inference", "greedy autoregressive loop until `<eos>`",
-        "[§6.1: beam search, beam 4, length penalty α = 0.6]", "[§3.1: greedy in the study; §3.7: beam 4]",
-        _cell("inference", "hf_t5", "greedy `generate(num_beams=1)` is the same loop; a bare `generate()` stops "
-              "at the default `max_length=20`", (GREEDY[0], DEFAULTS[0])),
-        _cell("inference", "hf_marian", "the same loop with `num_beams=1`; an opus-mt config decodes with beams",
-              (GREEDY[1], DEFAULTS[1])),
+        "[§6.1: beam search, beam 4, length penalty α = 0.6]",
+        "[§3.1: greedy in the study; §3.7: beam 4 for WMT and CNN/DM only, the other final results greedy]",
+        _cell("inference", "hf_t5", "greedy `generate()` (one beam, no sampling) is the same loop; a bare "
+              "`generate()` makes {bare} new tokens, an explicit `max_length={max_length}` {explicit}",
+              (GREEDY[0], DEFAULTS[0]), bare=GENERATE["bare"], max_length=GENERATE["max_length"],
+              explicit=GENERATE["explicit"]),
+        _cell("inference", "hf_marian", "the same loop with one beam, if the loop also forces `</s>` at the length "
+              "limit as Marian's config does; an opus-mt config.json turns on `num_beams={beams}`",
+              (GREEDY[1], DEFAULTS[1], FORCED_EOS), beams=GENERATE["beams"]),
         Sentence("verdict.inference", "verdict", "SAME loop as HF's greedy decoding, token for token, and it exposes "
                  "the leak: greedy exact match {no_mask} without the mask against {causal} with it.",
                  claims=GREEDY + DECISIVE[1:], metrics={"no_mask": EXACT["no_mask"], "causal": EXACT["causal"]},
@@ -190,69 +211,76 @@ ROWS = (
                  figure="figures/08_architectures/sinusoid_vs_t5_buckets.png", title="Architecture")),
 )
 
+# Every answer opens with a one-line verdict and the number that decides it (with its interval), then the details.
 ANSWERS = {
     QUESTIONS[0]: (
         Sentence("answer.t5.outcome", "answer",
-                 "No, in the one respect that decides the outcome: T5's decoder is causal [Raffel et al. §3.2.1] and "
-                 "the researcher's is not; trained on the same data and budget, greedy exact match is {no_mask} "
-                 "without the mask against {causal} with it.",
+                 "No: T5's decoder is causal [Raffel et al. §3.2.1]; the researcher's is not. Everything else "
+                 "matches. " + DECIDING_TEXT,
                  claims=DECISIVE + (claim(NB08, "t5_decoder_is_causal", "the decoder mask of a built T5"),),
-                 metrics={"no_mask": EXACT["no_mask"], "causal": EXACT["causal"]},
-                 citations=("Raffel et al. 2020, §3.2.1",)),
+                 metrics=DECIDING, citations=("Raffel et al. 2020, §3.2.1",)),
         Sentence("answer.t5.same", "answer",
-                 "The rest is what T5 does: the whole right-shifted target in one teacher-forced pass "
-                 "[Raffel et al. §2.4], one token-mean loss with only padding ignored, and a greedy loop like the "
-                 "one HF's T5 runs.", claims=T5_SHIFT + NO_STEP_MASKING + GREEDY[:1],
-                 citations=("Raffel et al. 2020, §2.4",)),
+                 "What matches: the whole right-shifted target in one teacher-forced pass [Raffel et al. §2.4], one "
+                 "token-mean loss with only padding ignored, and a greedy loop like the one HF's T5 runs.",
+                 claims=T5_SHIFT + NO_STEP_MASKING + GREEDY[:1], citations=("Raffel et al. 2020, §2.4",)),
         Sentence("answer.t5.decoding", "answer",
-                 "T5's study decoded greedily [Raffel et al. §3.1] and its final models used beam search "
-                 "[Raffel et al. §3.7]; the collection's beam search matches HF's.",
+                 "T5's study decoded greedily [Raffel et al. §3.1]; its final models used beam search only for WMT "
+                 "and CNN/DM and greedy decoding for the other tasks [Raffel et al. §3.7: beam 4, α = 0.6]; the "
+                 "collection's beam search matches HF's.",
                  claims=(claim(NB05, "beam_matches_generate", "hand-written beam search vs generate()"),),
                  citations=("Raffel et al. 2020, §3.1, §3.7",)),
     ),
     QUESTIONS[1]: (
         Sentence("answer.vaswani.outcome", "answer",
-                 "No, for the same reason: the paper masks the decoder self-attention so that position i depends "
-                 "only on positions before i [Vaswani et al. §3.2.3]; without it the model leaks the next label and "
-                 "fails at greedy decoding.", claims=DECISIVE, citations=("Vaswani et al. 2017, §3.2.3",)),
+                 "No: the paper's decoder is causal, position i depending only on the positions before it "
+                 "[Vaswani et al. §3.2.3]; the researcher's is not. The training input and pass match; the paper "
+                 "adds label smoothing and beam search. " + DECIDING_TEXT,
+                 claims=DECISIVE, metrics=DECIDING, citations=("Vaswani et al. 2017, §3.2.3",)),
         Sentence("answer.vaswani.same", "answer",
-                 "The decoder input (outputs offset by one position [Vaswani et al. §3.1]) and one parallel pass are "
-                 "the same, and with the mask one pass computes the loop's gradients.",
+                 "What matches: the decoder input (outputs offset by one position [Vaswani et al. §3.1]) and one "
+                 "parallel pass, which with the mask computes the loop's gradients.",
                  claims=MARIAN_SHIFT + ONE_PASS[2:], citations=("Vaswani et al. 2017, §3.1",)),
         Sentence("answer.vaswani.extras", "answer",
-                 "The paper also trained with label smoothing [Vaswani et al. §5.4: ε = 0.1] and decoded with beam "
-                 "search [Vaswani et al. §6.1: beam 4, α = 0.6]; HF's length penalty is not that α and can rank "
-                 "beams differently.",
-                 claims=(claim(NB05, "gnmt_and_hf_length_penalties_can_rank_differently",
-                               "both penalties applied to the same constructed hypotheses"),
+                 "What the paper adds: label smoothing [Vaswani et al. §5.4: ε = 0.1], which HF's "
+                 "`label_smoothing_factor` computes exactly as the hand-written smoothed loss does, and beam search "
+                 "[Vaswani et al. §6.1: beam 4, α = 0.6] with GNMT's length penalty, which `generate()` does not "
+                 "apply: its `length_penalty` divides by the length to the power α.",
+                 claims=(LENGTH_PENALTY,
                          claim(NB03, "label_smoothing_implementations_agree",
-                               "HF's LabelSmoother against the hand-written smoothed loss")),
+                               "HF's LabelSmoother against the hand-written smoothed loss on the same logits")),
                  citations=("Vaswani et al. 2017, §5.4, §6.1",)),
     ),
     QUESTIONS[2]: (
         Sentence("answer.hf.outcome", "answer",
-                 "Yes for training, once you know the defaults: called with `labels` only, HF's T5 and Marian shift "
-                 "the labels right themselves and build the causal mask inside the decoder, so the researcher's "
-                 "one-pass recipe is HF's recipe plus the mask.", claims=T5_SHIFT + MARIAN_SHIFT + HF_CAUSAL),
+                 "No: HF's decoder is causal; the researcher's is not. Everything else matches: called with "
+                 "`labels` only, HF's T5 and Marian shift the labels right themselves and build the causal mask "
+                 "inside the decoder, so the researcher's one-pass recipe is HF's recipe without that mask. "
+                 + DECIDING_TEXT,
+                 claims=T5_SHIFT + MARIAN_SHIFT + HF_CAUSAL + DECISIVE, metrics=DECIDING),
         Sentence("answer.hf.one_pass", "answer",
-                 "With that mask one teacher-forced pass gives the logits of the loop over prefixes and of "
-                 "cached decoding, for the hand-written model, T5, Marian and BART (measured in fp32 on CPU); "
-                 "with padding masks only it does not.",
+                 "With that mask one teacher-forced pass gives the logits of the loop over prefixes for the "
+                 "hand-written model, T5, Marian and BART, and the logits of cached decoding for T5 and Marian "
+                 "(measured in fp32 on CPU); the hand-written model without the mask does not.",
                  claims=ONE_PASS[:2] + (
                      claim(NB02, "one_pass_equals_loop_bart", "the same for BART"),
                      claim(NB02, "kv_cache_equals_one_pass_t5", "cached incremental decoding vs one pass, T5"),
+                     claim(NB02, "kv_cache_equals_one_pass_marian", "the same for Marian"),
                      claim(NB02, "one_pass_equals_loop_handwritten_causal", "the causal replica, same comparison"),
                      claim(NB02, "one_pass_differs_from_loop_without_mask", "the replica without the mask"))),
         Sentence("answer.hf.padding", "answer",
                  "With `decoder_attention_mask=None` they add no padding mask: pad keys stay visible, which is "
                  "harmless with right padding because real positions never look past themselves.", claims=NONE_MASK),
         Sentence("answer.hf.loss", "answer",
-                 "The loss is a token mean over labels ≠ `-100`; pad ids left in the labels count.",
-                 claims=LOSS + NO_STEP_MASKING[1:]),
+                 "The loss is a token mean over labels ≠ `{ignore}`; pad ids left in the labels count.",
+                 claims=LOSS + NO_STEP_MASKING[1:], metrics={"ignore": IGNORE}),
         Sentence("answer.hf.generate", "answer",
-                 "The greedy loop until `<eos>` is what `generate(num_beams=1, max_new_tokens=...)` does, token for "
-                 "token; a bare `generate()` stops at the default `max_length=20`, and a checkpoint config such as "
-                 "opus-mt's turns on beam search.", claims=GREEDY + DEFAULTS),
+                 "The greedy loop until `<eos>` is what `generate()` with one beam, no sampling and "
+                 "`max_new_tokens` does, token for token, once the loop also forces `</s>` at the length limit as "
+                 "Marian's config asks; a bare `generate()` makes {bare} new tokens (an explicit "
+                 "`max_length={max_length}` makes {explicit}: it counts the start token), and a checkpoint config "
+                 "such as opus-mt's turns on beam search.", claims=GREEDY + DEFAULTS + (FORCED_EOS,),
+                 metrics={"bare": GENERATE["bare"], "max_length": GENERATE["max_length"],
+                          "explicit": GENERATE["explicit"]}),
     ),
 }
 
@@ -279,31 +307,45 @@ PITFALLS = (
                      claim(NB02, "audit_passes_hf_models", "the audit on the sdpa models")),
              title="Who applies the causal mask on SDPA"),
     Sentence("pitfall.grad_accum", "pitfall",
-             "`Seq2SeqTrainer` with `gradient_accumulation_steps=k` makes one update about k times the full-batch "
-             "update: measured ratio {ga2} at `k=2` and {ga4} at `k=4`; a token-count-aware `compute_loss_func` "
-             "fixes it.",
-             claims=(claim(NB03, "trainer_ga_update_differs_from_full_batch", "real Trainer steps, compared"),
+             "`Seq2SeqTrainer` with `gradient_accumulation_steps={k}` and the model's own loss makes a first update "
+             "{sgd} times the full-batch update under plain SGD; under AdamW, the Trainer's default optimizer, the "
+             "ratio is {adamw} (cosine {cosine}): Adam's normalisation absorbs the scale, not the unequal weighting "
+             "of the micro-batches. A token-count-aware `compute_loss_func` gives the full-batch update.",
+             claims=(claim(NB03, "trainer_ga_update_differs_from_full_batch", "real Trainer SGD steps, compared"),
+                     claim(NB03, "trainer_adamw_absorbs_ga_scale", "real Trainer AdamW steps, compared"),
                      claim(NB03, "trainer_compute_loss_func_matches_full_batch", "the fix, run the same way")),
-             metrics={"ga2": metric(NB03, "trainer_update_ratio_ga2"), "ga4": metric(NB03, "trainer_update_ratio_ga4")},
-             figure="figures/03_loss_masking/trainer_update_ratio.png", title="Gradient accumulation scales ×k"),
+             metrics={"k": metric(NB03, "trainer_ga_largest_k", "{:d}"),
+                      "sgd": metric(NB03, "trainer_update_ratio_ga_largest"),
+                      "adamw": metric(NB03, "trainer_adamw_update_ratio_ga_largest"),
+                      "cosine": metric(NB03, "trainer_adamw_update_cosine_ga_largest", "{:.3f}")},
+             figure="figures/03_loss_masking/trainer_update_ratio.png", title="Gradient accumulation and the update"),
     Sentence("pitfall.length_penalty", "pitfall",
-             "HF's `length_penalty` divides a beam's score by `length ** alpha`, GNMT's by "
-             "`((5 + length) / 6) ** alpha`: the same α can rank the same beams differently.",
-             claims=(claim(NB05, "gnmt_and_hf_length_penalties_can_rank_differently",
-                           "both applied to constructed hypotheses"),),
+             "HF's `length_penalty` divides a beam's summed log-probability by its length to the power α, not by "
+             "GNMT's penalty [Wu et al. 2016, §7: ((5 + length)/6)^α] that both papers used: `generate()`'s own beam "
+             "scores follow the first and miss the second by up to {gnmt} (relative), so the same α can rank the "
+             "same beams differently.",
+             claims=(LENGTH_PENALTY,), metrics={"gnmt": metric(NB05, "generate_score_vs_gnmt_max_rel_diff", "{:.0%}")},
+             citations=("Wu et al. 2016, §7",),
              figure="figures/05_decoding/length_penalty_forms.png", title="Length penalty is not GNMT's α"),
     Sentence("pitfall.generate_defaults", "pitfall",
-             "A bare `generate()` stops at `max_length=20` whatever the input, and a checkpoint config such as "
-             "opus-mt's turns on beam search; the greedy loop matches `generate()` only with explicit "
-             "`num_beams=1` and `max_new_tokens`.", claims=DEFAULTS + GREEDY,
+             "A bare `generate()` makes {bare} new tokens whatever the input (an explicit `max_length={max_length}` "
+             "makes {explicit}), and a checkpoint config such as opus-mt's turns on beam search; the greedy loop "
+             "matches `generate()` only with one beam, explicit `max_new_tokens` and, for Marian, `</s>` forced at "
+             "the limit.", claims=DEFAULTS + GREEDY + (FORCED_EOS,),
+             metrics={"bare": GENERATE["bare"], "max_length": GENERATE["max_length"],
+                      "explicit": GENERATE["explicit"]},
              title="generate()'s defaults"),
+    # 07's BLEU with and without the outputs shorter than BLEU's largest n-gram (claim and metric names agreed with
+    # notebook 07's owner)
     Sentence("pitfall.bleu", "pitfall",
-             "Corpus BLEU counts up to 4-grams, so outputs shorter than `4` tokens add nothing to it: on this corpus "
-             "every number word scores zero BLEU whether it is right or wrong (HF T5's recipe run: {short} on short "
-             "outputs, {long} on the rest); exact match and chrF are the measures to read here.",
-             claims=(claim(NB07, "bleu_ignores_outputs_shorter_than_4_tokens", "sacrebleu on the recipe's outputs"),),
-             metrics={"short": metric(NB07, "t5_bleu_under_4_tokens", "{:.1f}"),
-                      "long": metric(NB07, "t5_bleu_4plus_tokens", "{:.1f}")},
+             "Outputs shorter than BLEU's largest n-gram still enter corpus BLEU, through the unigram precision "
+             "and the brevity penalty, though they add no match of its largest order: HF T5's recipe run scores "
+             "{with_short} with them and {without_short} without them; on one-word numbers exact match and chrF "
+             "are the measures to read.",
+             claims=(claim(NB07, "short_outputs_change_corpus_bleu",
+                           "sacrebleu on the recipe's outputs with and without the short ones"),),
+             metrics={"with_short": metric(NB07, "bleu_with_short_outputs", "{:.1f}"),
+                      "without_short": metric(NB07, "bleu_without_short_outputs", "{:.1f}")},
              title="BLEU on one-word outputs"),
     Sentence("pitfall.pipeline", "pitfall",
              "The `translation` pipeline task is gone from the pinned transformers; use `generate()` directly.",
@@ -314,10 +356,15 @@ PITFALLS = (
 HF_DEFAULTS = (
     Sentence("defaults.padding", "hf_defaults",
              "No family builds a decoder padding mask by itself: called with `labels` only, T5, Marian and BART "
-             "apply a causal mask with the pad keys visible, from the library's default configs and from the "
-             "checkpoints' configs alike.",
+             "built from their checkpoints' configs (t5-small, opus-mt-en-de, bart-base) apply a causal mask with "
+             "the pad keys visible, and so do `MarianConfig()` and `BartConfig()`; `T5Config()` raises when called "
+             "with labels, since it defines no `decoder_start_token_id`.",
              claims=tuple(claim(NB12, f"{f}_labels_only_mask_is_causal_only_pads_visible",
-                                "the mask that reached the attention, captured") for f in FAMILIES),
+                                "the mask that reached the attention, captured, checkpoint config") for f in FAMILIES)
+             + (claim(NB12, "default_configs_labels_only_mask_is_causal_only_pads_visible",
+                      "the same capture on MarianConfig() and BartConfig()"),
+                claim(NB12, "t5_default_config_has_no_decoder_start_token_id", "the error a labels call on T5Config() "
+                      "raised")),
              title="No padding mask unless you pass one"),
     Sentence("defaults.cache", "hf_defaults",
              "With `labels`, T5 keeps the key/value cache on while Marian and BART turn it off.",
@@ -339,14 +386,14 @@ HF_DEFAULTS = (
                                 "the applied mask, and the audit on the logits") for f in FAMILIES),
              title="A 4-D mask replaces the causal mask"),
     Sentence("defaults.generate", "hf_defaults",
-             "A bare `generate()` is greedy and stops after the default limit of new tokens even on t5-small's "
-             "config, whose translation settings in `task_specific_params` it ignores; opus-mt's config decodes "
-             "with `num_beams=4` up to `max_length=512`.",
+             "With no length set anywhere a bare `generate()` is greedy and stops after {new} new tokens, on "
+             "t5-small's config too; a config.json carrying opus-mt's generation settings (`num_beams={beams}`, "
+             "`max_length={max_length}`) makes them the defaults of a bare call.",
              claims=(claim(NB12, "bare_generate_stops_after_20_new_tokens", "new tokens of a bare generate()"),
-                     claim(NB12, "t5_small_config_generate_ignores_task_specific_params",
-                           "generate() on a model with t5-small's documented config"),
-                     claim(NB12, "opus_mt_config_decodes_with_4_beams", "the beams generate() ran"),
-                     claim(NB12, "opus_mt_config_decodes_up_to_max_length_512", "the length limit it applied")),
+                     DEFAULTS[1]),
+             metrics={"new": metric(NB12, "bare_generate_new_tokens", "{:d}"),
+                      "beams": metric(NB12, "opus_mt_config_num_beams", "{:d}"),
+                      "max_length": metric(NB12, "opus_mt_config_max_length", "{:d}")},
              title="What generate() does without arguments"),
     Sentence("defaults.configs", "hf_defaults",
              "The library's default configs are not the checkpoints: `T5Config()` defines no "
@@ -355,6 +402,13 @@ HF_DEFAULTS = (
              claims=(claim(NB12, "t5_default_config_has_no_decoder_start_token_id", "the attribute, looked up"),
                      claim(NB12, "marian_default_config_scale_embedding_false", "the built model's embedding scale")),
              title="Default configs are not checkpoints"),
+    Sentence("defaults.v1_1_tie", "hf_defaults",
+             "A T5 v1.1-style config (`tie_word_embeddings=False`, gated-gelu) is tied anyway in the pinned "
+             "transformers: the built model's `lm_head` is the shared input embedding and the config reads back "
+             "`tie_word_embeddings=True`; only the output scaling is switched off.",
+             claims=(claim(NB12, "t5_v1_1_config_ties_lm_head_anyway",
+                           "the built model's lm_head and shared embedding storage, compared"),),
+             title="T5 v1.1's untied head is tied"),
 )
 
 WER = {variant: metric(NB10, f"{variant}_greedy_wer", interval=f"{variant}_greedy_wer_ci95")
@@ -397,8 +451,7 @@ DATA_PARALLEL = (
              "times the target tokens of the other, the naive per-rank mean moves the update by {diff} (relative); "
              "normalising by the all-reduced token count matches one process on the whole batch.",
              claims=(claim(NB11, "per_rank_mean_differs_from_global", "two gloo processes against one, compared"),
-                     claim(NB11, "global_step_equals_single_process_step", "the same step with global normalisation"),
-                     claim(NB11, "parameters_identical_after_k_steps", "the ranks' parameters after several steps")),
+                     claim(NB11, "global_step_equals_single_process_step", "the same step with global normalisation")),
              metrics={"ratio": metric(NB11, "per_rank_token_count_ratio", "{:.1f}"),
                       "diff": metric(NB11, "per_rank_update_rel_diff", "{:.0%}")},
              title="Data parallelism and the loss"),
@@ -448,20 +501,21 @@ SCOPE = (
              title="Scope"),
     Sentence("scope.seeds", "scope",
              "Over the sweep's seeds (same size) greedy exact match ranges {causal} with the mask and {no_mask} "
-             "without it: the conclusion does not depend on the seed.",
+             "without it (this run: {headline}): the conclusion does not depend on the seed.",
              claims=(claim(NB04B, "no_mask_worst_at_greedy_in_every_run", "every sweep run, compared"),
                      claim(NB04B, "no_mask_model_leaks_in_every_run", "the audit in every sweep run")),
-             metrics={"causal": SWEEP_RANGE["causal"], "no_mask": SWEEP_RANGE["no_mask"]}, title="Seeds"),
+             metrics={"causal": SWEEP_RANGE["causal"], "no_mask": SWEEP_RANGE["no_mask"],
+                      "headline": metric(NB04, "causal_greedy_exact_match", "{:.3f}")}, title="Seeds"),
     Sentence("scope.no_ranking", "scope",
              "No architecture ranking is drawn: the replica and HF's T5 and Marian differ in tuning and "
              "tokenizers. HF T5 reaches {t5} and HF Marian {marian}; the paired intervals of this one run exclude "
-             "zero for {ranked}, which describes these runs, not the architectures.",
-             claims=(claim(NB04, "t5_learns_the_task", "HF T5 trained on the same budget"),
-                     claim(NB04, "marian_learns_the_task", "HF Marian trained on the same budget")),
+             "zero for {ranked}, which describes these runs, not the architectures. The one ranking the findings "
+             "draw, the causal replica above the same model without the mask, rests on the paired bootstrap of "
+             "the difference.",
+             claims=(claim(NB04, "causal_ranks_above_no_mask", "the paired bootstrap of that one difference"),),
              metrics={"t5": EXACT["t5"], "marian": EXACT["marian"], "ranked": metric(NB04, "ranked_pairs")},
              title="What is not claimed"),
 )
-
 
 def all_sentences() -> list[Sentence]:
     cells = [s for row in ROWS for s in (row.hf_t5, row.hf_marian, row.verdict)]
@@ -475,12 +529,19 @@ def sentences_of(notebook: str) -> list[Sentence]:
 
 
 def _row_record(row: Row, results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A verdict row: established only when every claim behind the verdict AND behind both HF cells holds."""
     record = render(row.verdict, results)
+    cells = [render(cell, results) for cell in (row.hf_t5, row.hf_marian)]
+    failing = [f"{c['notebook'].split('_')[0]}:{c['id']} {c['status']}" for cell in cells for c in cell["claims"]
+               if c["status"] != "holds"]
+    if failing and record["established"]:
+        record["text"] = f"not established: “{record['text']}” (cells: {'; '.join(dict.fromkeys(failing))})"
+    record["established"] = record["established"] and not failing
     record["cells"] = {"tinfer": row.tinfer, "paper_transformer": row.vaswani, "paper_t5": row.t5_paper,
-                       "hf_t5": render(row.hf_t5, results)["text"], "hf_marian": render(row.hf_marian, results)["text"],
-                       "verdict": record["text"]}
-    cell_claims = [c for cell in (row.hf_t5, row.hf_marian) for c in render(cell, results)["claims"]]
+                       "hf_t5": cells[0]["text"], "hf_marian": cells[1]["text"], "verdict": record["text"]}
+    cell_claims = [c for cell in cells for c in cell["claims"]]
     record["claims"] = list({(c["notebook"], c["id"]): c for c in record["claims"] + cell_claims}.values())
+    record["metrics"] = record["metrics"] + [m for cell in cells for m in cell["metrics"]]
     return record
 
 
@@ -493,6 +554,17 @@ def sentence_records(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]
             records.append(record | {"title": question})
     rest = list(PITFALLS) + list(HF_DEFAULTS) + list(REAL_DATA) + list(DATA_PARALLEL) + list(AUDIT) + list(SCOPE)
     return records + render_all(rest, results)
+
+
+def answer_blocks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The three answers as FINDINGS, the site and the deck open with them: the question, the verdict line with the
+    number that decides it (the first sentence of each answer), then the details."""
+    blocks = []
+    for question in QUESTIONS:
+        texts = [r["text"] for r in records if r["section"] == "answer" and r["title"] == question]
+        blocks.append({"question": question, "verdict": texts[0] if texts else "not established: no answer recorded",
+                       "details": texts[1:]})
+    return blocks
 
 
 def verdict_table(records: list[dict[str, Any]]) -> list[dict[str, str]]:
@@ -551,8 +623,8 @@ def findings_markdown(records: list[dict[str, Any]], results: dict[str, dict[str
     def section(name: str) -> list[str]:
         return [f"- {r['text']}" for r in records if r["section"] == name]
 
-    answers = [f"**{q}**\n\n" + " ".join(r["text"] for r in records if r["section"] == "answer" and r["title"] == q)
-               for q in QUESTIONS]
+    answers = [f"**{block['question']}**\n\n{block['verdict']}\n\n{' '.join(block['details'])}"
+               for block in answer_blocks(records)]
     audited_failing = [name for name, holds in counts["audited"].items() if not holds]
     claims_line = (
         f"{counts['claims']} claims recorded, {len(counts['sanity'])} of them sanity checks (they back no sentence); "
@@ -569,10 +641,11 @@ def findings_markdown(records: list[dict[str, Any]], results: dict[str, dict[str
         "# Findings: is “tinfer” training what T5 and the original Transformer do?",
         "Generated by `notebooks/00_findings.ipynb` from `results/*.json`; do not edit by hand. Every sentence is "
         "generated from the claims that test it (listed at the end); a sentence whose claims are missing or fail "
-        "reads “not established”.",
-        "## Scope", *section("scope"),
-        "## Verdict table", markdown_table(verdict_table(records)),
+        "reads “not established”. The three answers first (a verdict line and the number that decides it, then "
+        "the details), then the verdict table.",
         "## Answers", *answers,
+        "## Verdict table", markdown_table(verdict_table(records)),
+        "## Scope", *section("scope"),
         "## Pitfalls measured in the collection", *section("pitfall"),
         "## HF's defaults, measured (notebook 12)", *section("hf_defaults"),
         "## Real data and a real pretrained model (notebook 10)", *section("real_data"),

@@ -51,7 +51,7 @@ class Metric:
 class Sentence:
     id: str  # "section.name", unique
     section: str  # verdict | answer | pitfall | audit | scope | rerun | real_data
-    template: str  # "{name}" placeholders for metrics; numbers only through them, or inside `code`
+    template: str  # "{name}" placeholders for metrics: every number, `code` included, comes through them
     claims: tuple[Claim, ...] = ()
     metrics: dict[str, Metric] = field(default_factory=dict)
     citations: tuple[str, ...] = ()  # paper sections: cited, not evidence
@@ -61,13 +61,14 @@ class Sentence:
     cells: dict[str, str] = field(default_factory=dict)  # verdict rows: the table cells (citations or measured)
 
 
-_DIGITS_OUTSIDE = re.compile(r"(?<![\w.-])\d+(?:[.,]\d+)*%?(?![\w-])")  # a standalone number, not T5 or 4-D
+# a standalone number, negative ones included (`-100`), not the digits of a name (T5, fp32, v1.1) nor 4-D
+_DIGITS_OUTSIDE = re.compile(r"(?<![\w.])-?\d+(?:[.,]\d+)*%?(?![\w-])")
 
 
 def _typed_numbers(template: str) -> list[str]:
-    """Digits in a template outside `{placeholders}`, `code spans` and [cited paper text with its §section]:
-    a measured number must come from the results."""
-    stripped = re.sub(r"`[^`]*`", "", re.sub(r"\{[^}]*\}", "", template))
+    """Digits in a template outside `{placeholders}` and [cited paper text with its §section]: a number, in prose or
+    inside a `code span` (`max_length=20`, `k=2`), must come from the results."""
+    stripped = re.sub(r"\{[^}]*\}", "", template)
     stripped = re.sub(r"\[[^\]]*§[^\]]*\]", "", stripped)
     return _DIGITS_OUTSIDE.findall(stripped)
 
