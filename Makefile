@@ -61,7 +61,17 @@ verify: $(STAMP) ## rerun every notebook into build/rerun (or compare RERUN=DIR 
 smoke: $(STAMP) ## execute every notebook with smoke parameters into build/smoke/
 	$(OFFLINE) $(PY) -m utils.run --smoke --kernel $(KERNEL) --out build/smoke
 
-test: $(STAMP) ## unit tests and every notebook with smoke parameters
+# Joey NMT for the audit's real-library example (examples/joeynmt_model.py, tests/test_audit_real_libraries.py): the
+# wheels of joeynmt and subword-nmt without their dependencies (tensorboard, pylint, a protobuf pin), unpacked
+JOEYNMT := build/vendor/joeynmt/site/joeynmt/__init__.py
+$(JOEYNMT): | $(STAMP)
+	$(PY) -m pip download --quiet --no-deps joeynmt==2.3.0 subword-nmt==0.3.8 -d build/vendor/joeynmt
+	for wheel in build/vendor/joeynmt/*.whl; do $(PY) -m zipfile -e $$wheel build/vendor/joeynmt/site || exit 1; done
+	touch $@
+
+vendor-joeynmt: $(JOEYNMT) ## Joey NMT 2.3.0 for the audit's example, unpacked into build/vendor/joeynmt/site
+
+test: $(STAMP) $(JOEYNMT) ## unit tests and every notebook with smoke parameters
 	$(OFFLINE) $(PY) -m pytest -q
 
 lint: $(STAMP) ## ruff on utils, tests and notebooks

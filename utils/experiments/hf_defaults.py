@@ -36,8 +36,8 @@ from utils.handwritten.leakage_audit import (
     seq2seq_logits_fn,
 )
 from utils.handwritten.teacher_forcing import IGNORE_INDEX, masked_cross_entropy, shift_right
+from utils.workbench import models
 from utils.workbench.device import to_device
-from utils.workbench.models import SIZES
 
 FAMILIES = ("t5", "marian", "bart")
 CONFIG_KINDS = ("default", "checkpoint")
@@ -107,13 +107,8 @@ def check_family(family: str) -> str:
 
 def size_fields(family: str, size: str = "tiny") -> dict:
     """The only fields changed from a config's defaults: d_model, layers, heads, ffn (and T5's d_kv)."""
-    dims = SIZES[size]
-    if check_family(family) == "t5":
-        return {"d_model": dims["d_model"], "d_kv": dims["d_model"] // dims["n_heads"], "d_ff": dims["d_ff"],
-                "num_layers": dims["n_layers"], "num_decoder_layers": dims["n_layers"], "num_heads": dims["n_heads"]}
-    return {"d_model": dims["d_model"], "encoder_layers": dims["n_layers"], "decoder_layers": dims["n_layers"],
-            "encoder_attention_heads": dims["n_heads"], "decoder_attention_heads": dims["n_heads"],
-            "encoder_ffn_dim": dims["d_ff"], "decoder_ffn_dim": dims["d_ff"]}
+    fields = models.size_fields(check_family(family), size)  # the one builder's size fields
+    return {**fields, "num_decoder_layers": fields["num_layers"]} if family == "t5" else fields
 
 
 def build_config(family: str, kind: str, size: str = "tiny"):
@@ -121,7 +116,7 @@ def build_config(family: str, kind: str, size: str = "tiny"):
     if kind not in CONFIG_KINDS:
         raise ValueError(f"kind must be one of {CONFIG_KINDS}, got {kind!r}")
     behaviour = CHECKPOINT_CONFIGS[check_family(family)] if kind == "checkpoint" else {}
-    return MODEL_CLASSES[family][0](**behaviour, **size_fields(family, size))
+    return models.build_config(family, size=size, **behaviour, **size_fields(family, size))
 
 
 def build_hf_model(family: str, kind: str, size: str = "tiny", attn_implementation: str = "eager", seed: int = 0):
