@@ -26,6 +26,8 @@ from utils.workbench.batching import batch_pairs
 from utils.workbench.data import load_pairs
 from utils.workbench.models import build_model, build_tokenizer, count_parameters
 
+__all__ = ["benchmark", "best_of", "main", "time_greedy"]
+
 TRAINING_FAMILIES = ("tinfer", "t5", "marian")
 
 
@@ -42,7 +44,7 @@ def best_of(fn, repeats: int) -> float:
     return min(times)
 
 
-def greedy_methods(model) -> dict:
+def _greedy_methods(model) -> dict:
     """name -> fn(input_ids, attention_mask, n_new) producing exactly `n_new` tokens per row, greedily."""
     def hand(use_cache):
         return lambda ids, mask, n: greedy_decode(model, ids, mask, max_new_tokens=n, use_cache=use_cache,
@@ -65,7 +67,7 @@ def greedy_methods(model) -> dict:
 def time_greedy(model, input_ids, attention_mask, lengths: list[int], repeats: int) -> list[dict]:
     """Rows {method, new_tokens, seconds, ms_per_token, tokens_per_s} for every method and length."""
     rows = []
-    for name, decode in greedy_methods(model).items():
+    for name, decode in _greedy_methods(model).items():
         for n in lengths:
             seconds = best_of(lambda decode=decode, n=n: decode(input_ids, attention_mask, n), repeats)
             tokens = input_ids.shape[0] * n
@@ -74,7 +76,7 @@ def time_greedy(model, input_ids, attention_mask, lengths: list[int], repeats: i
     return rows
 
 
-def training_step_seconds(model, batch: dict[str, torch.Tensor], repeats: int, lr: float = 1e-3) -> float:
+def _training_step_seconds(model, batch: dict[str, torch.Tensor], repeats: int, lr: float = 1e-3) -> float:
     """Best wall time of one forward + backward + AdamW step on `batch`."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     model.train()
@@ -97,7 +99,7 @@ def benchmark(repeats: int = 5, train_repeats: int = 5, n_sentences: int = 16, n
     tokenizer = build_tokenizer("t5")
     batch = batch_pairs(tokenizer, pairs)
     model = build_model("t5", size=size, tokenizer=tokenizer, seed=seed, dropout=0.0).eval()
-    methods = greedy_methods(model)
+    methods = _greedy_methods(model)
     same = torch.equal(methods["hand-written, cache"](batch["input_ids"], batch["attention_mask"], new_tokens),
                        methods["generate, cache"](batch["input_ids"], batch["attention_mask"], new_tokens))
     rows = {row["method"]: row for row in time_greedy(model, batch["input_ids"], batch["attention_mask"],
@@ -112,7 +114,7 @@ def benchmark(repeats: int = 5, train_repeats: int = 5, n_sentences: int = 16, n
         family_tokenizer = build_tokenizer(family)
         family_model = build_model(family, size=size, tokenizer=family_tokenizer, seed=seed, dropout=0.1)
         family_batch = batch_pairs(family_tokenizer, pairs)
-        training[family] = {"seconds_per_step": training_step_seconds(family_model, family_batch, train_repeats),
+        training[family] = {"seconds_per_step": _training_step_seconds(family_model, family_batch, train_repeats),
                             "parameters": count_parameters(family_model)}
     for family in ("t5", "marian"):
         training[f"tinfer_over_{family}"] = (training["tinfer"]["seconds_per_step"]
@@ -124,7 +126,7 @@ def benchmark(repeats: int = 5, train_repeats: int = 5, n_sentences: int = 16, n
                             "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}}
 
 
-def format_report(report: dict) -> str:
+def _format_report(report: dict) -> str:
     greedy, training = report["greedy"], report["training_step"]
     lines = [f"greedy decoding, {greedy['model']}, batch {greedy['batch_size']}, {greedy['new_tokens']} new tokens "
              f"(outputs identical: {greedy['outputs_identical']})"]
@@ -151,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or reports_dir() / "bench.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    print(format_report(report))
+    print(_format_report(report))
     print(f"wrote {out}")
     return 0
 

@@ -31,6 +31,11 @@ from transformers.modeling_outputs import BaseModelOutput
 
 from utils.handwritten.teacher_forcing import IGNORE_INDEX, shift_right
 
+__all__ = [
+    "GRAPHEMES", "PHONEMES", "G2pEnError", "G2pEnModel", "checkpoint_path", "decode_ids", "encode_pronunciations",
+    "encode_words", "load_checkpoint", "package_dir", "package_predictor",
+]
+
 PACKAGE = "g2p_en"
 PACKAGE_PIN = "g2p-en==2.1.0"
 CHECKPOINT = "checkpoint20.npz"
@@ -135,7 +140,7 @@ def package_predictor():
 
 
 @dataclass
-class G2pEnConfig:
+class _G2pEnConfig:
     vocab_size: int = len(PHONEMES)  # decoder (phoneme) vocabulary: what the logits range over
     encoder_vocab_size: int = len(GRAPHEMES)  # encoder (letter) vocabulary: a separate table
     d_embedding: int = 256  # the checkpoint's sizes (g2p.py's shape comments say 64 and 128: they are stale)
@@ -149,7 +154,7 @@ class G2pEnConfig:
 
 
 @dataclass
-class GRUCache:
+class _GRUCache:
     """The decoder's state after the tokens seen so far: (1, B, d_hidden). Beam search reorders its rows."""
 
     hidden: torch.Tensor
@@ -159,17 +164,17 @@ class GRUCache:
 
 
 @dataclass
-class G2pEnOutput:
+class _G2pEnOutput:
     logits: torch.Tensor  # (B, T, V)
     loss: torch.Tensor | None = None
-    cache: GRUCache | None = None
+    cache: _GRUCache | None = None
     encoder_last_hidden_state: torch.Tensor | None = None
 
 
 class _Decoder(nn.Module):
     """Embedding + GRU: `decoder(input_ids, initial_state)` -> states (B, T, d_hidden), last state (1, B, d_hidden)."""
 
-    def __init__(self, config: G2pEnConfig):
+    def __init__(self, config: _G2pEnConfig):
         super().__init__()
         self.embedding = nn.Embedding(config.vocab_size, config.d_embedding)
         self.gru = nn.GRU(config.d_embedding, config.d_hidden, batch_first=True)
@@ -193,9 +198,9 @@ class _Encoder:
 class G2pEnModel(nn.Module):
     """g2p-en's GRU encoder-decoder in torch (see the module docstring); `from_checkpoint()` loads the weights."""
 
-    def __init__(self, config: G2pEnConfig | None = None):
+    def __init__(self, config: _G2pEnConfig | None = None):
         super().__init__()
-        self.config = config or G2pEnConfig()
+        self.config = config or _G2pEnConfig()
         self.encoder_embedding = nn.Embedding(self.config.encoder_vocab_size, self.config.d_embedding)
         self.encoder_gru = nn.GRU(self.config.d_embedding, self.config.d_hidden, batch_first=True)
         self.decoder = _Decoder(self.config)
@@ -204,7 +209,7 @@ class G2pEnModel(nn.Module):
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None) -> "G2pEnModel":
         arrays = load_checkpoint(path)
-        model = cls(G2pEnConfig(vocab_size=arrays["fc_w"].shape[0], encoder_vocab_size=arrays["enc_emb"].shape[0],
+        model = cls(_G2pEnConfig(vocab_size=arrays["fc_w"].shape[0], encoder_vocab_size=arrays["enc_emb"].shape[0],
                                 d_embedding=arrays["enc_emb"].shape[1], d_hidden=arrays["enc_w_hh"].shape[1]))
         state = {WEIGHT_NAMES[name]: torch.from_numpy(arrays[name].astype(np.float32)) for name in WEIGHT_NAMES}
         model.load_state_dict(state, strict=True)
@@ -237,8 +242,8 @@ class G2pEnModel(nn.Module):
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 decoder_input_ids: torch.Tensor | None = None, decoder_attention_mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, decoder_inputs_embeds: torch.Tensor | None = None,
-                encoder_outputs: BaseModelOutput | None = None, cache: GRUCache | None = None,
-                use_cache: bool | None = None) -> G2pEnOutput:
+                encoder_outputs: BaseModelOutput | None = None, cache: _GRUCache | None = None,
+                use_cache: bool | None = None) -> _G2pEnOutput:
         """One teacher-forced pass (with `labels` only: decoder inputs = `shift_right(labels)`), or a decoding step.
 
         With `cache`, the decoder continues from the cached state over `decoder_input_ids` (the new tokens only).
@@ -261,7 +266,7 @@ class G2pEnModel(nn.Module):
         loss = None
         if labels is not None:
             loss = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX)
-        return G2pEnOutput(logits=logits, loss=loss, cache=GRUCache(last) if use_cache else None,
+        return _G2pEnOutput(logits=logits, loss=loss, cache=_GRUCache(last) if use_cache else None,
                            encoder_last_hidden_state=encoder_states)
 
 

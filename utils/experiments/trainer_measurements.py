@@ -20,6 +20,11 @@ from utils.handwritten.losses import count_target_tokens
 from utils.handwritten.teacher_forcing import masked_cross_entropy, shift_right
 from utils.workbench.batching import pad_features
 
+__all__ = [
+    "hf_label_smoother_loss", "relative_change", "seq2seq_collator", "token_mean_compute_loss",
+    "trainer_sgd_update", "update_ratio",
+]
+
 
 def hf_label_smoother_loss(logits: torch.Tensor, labels: torch.Tensor, epsilon: float,
                            num_items_in_batch: int | torch.Tensor | None = None) -> torch.Tensor:

@@ -6,6 +6,8 @@ import matplotlib.pyplot as plt
 
 from utils.harness.paths import figures_dir
 
+__all__ = ["new_figure", "save_figure"]
+
 PANEL_SIZE = (5.0, 3.6)  # inches per subplot
 DPI = 110
 

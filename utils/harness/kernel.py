@@ -5,6 +5,8 @@ from jupyter_client import AsyncKernelManager
 from jupyter_client.kernelspec import KernelSpecManager
 from traitlets import default
 
+__all__ = ["EncryptedKernelManager", "check_kernel", "default_kernel", "installed_kernels"]
+
 PROJECT_KERNEL = "tinfer"
 FALLBACK_KERNEL = "python3"
 

@@ -16,6 +16,11 @@ from typing import Any
 
 from utils.harness.paths import NOTEBOOKS_DIR
 
+__all__ = [
+    "Between", "OneOf", "Parameter", "at_least", "check_choice", "check_range", "check_type", "coerce",
+    "load_parameters", "read_parameters", "resolve_notebook", "validate_overrides",
+]
+
 SUPPORTED_TYPES = ("int", "float", "str", "bool", "list[str]", "list[int]", "list[float]", "str | None")
 
 
@@ -51,7 +56,7 @@ def resolve_notebook(notebook: str | Path) -> Path:
     raise ValueError(f"{str(notebook)!r} matches several notebooks: {', '.join(m.stem for m in matches)}")
 
 
-def parameters_cell_source(notebook: str | Path) -> str:
+def _parameters_cell_source(notebook: str | Path) -> str:
     nb = json.loads(resolve_notebook(notebook).read_text(encoding="utf-8"))
     for cell in nb["cells"]:
         if cell["cell_type"] == "code":
@@ -64,7 +69,7 @@ def parameters_cell_source(notebook: str | Path) -> str:
 
 def read_parameters(notebook: str | Path) -> dict[str, Parameter]:
     """Parse the parameters cell: `name: type = literal  # comment` per line."""
-    source = parameters_cell_source(notebook)
+    source = _parameters_cell_source(notebook)
     lines = source.splitlines()
     parameters = {}
     for node in ast.parse(source).body:

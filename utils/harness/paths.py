@@ -10,6 +10,11 @@ import os
 import sys
 from pathlib import Path
 
+__all__ = [
+    "DATA_DIR", "NOTEBOOKS_DIR", "PUBLISHED_REPORTS_DIR", "REPO_ROOT", "SCRATCH_REPORTS_DIR", "TOKENIZERS_DIR",
+    "documents_dir", "figures_dir", "in_notebook_kernel", "reports_dir", "results_dir", "write_text_atomically",
+]
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = REPO_ROOT / "data"
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -29,7 +34,7 @@ def in_notebook_kernel() -> bool:
     return getattr(get_ipython(), "kernel", None) is not None
 
 
-def announce_scratch(folder: Path) -> None:
+def _announce_scratch(folder: Path) -> None:
     """Say once per kernel where a notebook not started by the runner writes."""
     if folder not in _announced:
         _announced.add(folder)
@@ -43,7 +48,7 @@ def reports_dir() -> Path:
     if "TINFER_REPORTS_DIR" in os.environ:
         return Path(os.environ["TINFER_REPORTS_DIR"])
     if in_notebook_kernel():
-        announce_scratch(SCRATCH_REPORTS_DIR)
+        _announce_scratch(SCRATCH_REPORTS_DIR)
         return SCRATCH_REPORTS_DIR
     return PUBLISHED_REPORTS_DIR
 

@@ -16,6 +16,11 @@ from typing import Any
 
 from utils.harness.paths import results_dir, write_text_atomically
 
+__all__ = [
+    "Results", "ResultsFileError", "library_versions", "load_all_results", "load_results", "read_results_file",
+    "results_differences", "results_problems",
+]
+
 VERSIONED_PACKAGES = ("torch", "transformers", "tokenizers", "datasets")
 
 

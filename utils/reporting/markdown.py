@@ -2,6 +2,8 @@
 
 import re
 
+__all__ = ["markdown_table"]
+
 
 def markdown_table(rows: list[dict[str, str]]) -> str:
     header = list(rows[0])

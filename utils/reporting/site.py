@@ -39,7 +39,7 @@ REMOTE = re.compile(r"""<(?:script|link|img|iframe|source|video|audio)\b[^>]*\b(
                     r"""|["']https?://[^"'\s]+\.(?:m?js|css)(?:\?[^"'\s]*)?["']""", re.I)
 WIDGET_MIME = "application/vnd.jupyter.widget"
 
-__all__ = ["build_site", "cell_links", "notebook_title", "remote_references", "write_docs"]
+__all__ = ["build_site", "cell_links", "remote_references", "write_docs"]
 
 
 def remote_references(page: str) -> list[str]:
@@ -48,7 +48,7 @@ def remote_references(page: str) -> list[str]:
     return [match.group(0) for match in REMOTE.finditer(page)]
 
 
-def notebook_title(notebook_path: Path) -> str:
+def _notebook_title(notebook_path: Path) -> str:
     """The first markdown heading of a notebook, without the leading #'s."""
     notebook = json.loads(notebook_path.read_text(encoding="utf-8"))
     for cell in notebook["cells"]:
@@ -189,7 +189,7 @@ def _claims_page(reports: Path, results: dict[str, dict[str, Any]], cells: _Cell
              "results file." + (f" Site built at commit `{head}`." if head else ""), ""]
     for stem, result in results.items():
         notebook = reports / f"{stem}.ipynb"
-        title = notebook_title(notebook) if notebook.exists() else stem
+        title = _notebook_title(notebook) if notebook.exists() else stem
         claims = result.get("claims", {})
         holding = sum(bool(c.get("holds")) for c in claims.values())
         papermill = json.loads(notebook.read_text(encoding="utf-8")).get("metadata", {}).get("papermill", {}) \
@@ -240,7 +240,7 @@ def _copy_without_widgets(source: Path, destination: Path) -> None:
 
 
 def _nav(reports: Path, stems: list[str]) -> list[dict[str, Any]]:
-    notebooks = [{notebook_title(reports / f"{stem}.ipynb").replace("`", ""): f"{stem}.ipynb"} for stem in stems]
+    notebooks = [{_notebook_title(reports / f"{stem}.ipynb").replace("`", ""): f"{stem}.ipynb"} for stem in stems]
     return [{"Findings": "index.md"}, {"Evidence": "evidence.md"}, {"Claims index": "claims.md"},
             {"Deck": "deck.md"}, {"Notebooks": notebooks}]
 

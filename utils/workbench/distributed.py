@@ -21,24 +21,30 @@ from torch.nn.utils import parameters_to_vector
 
 from utils.handwritten.teacher_forcing import IGNORE_INDEX, masked_cross_entropy
 
+__all__ = [
+    "LOSS_NORMALISATIONS", "all_gather_objects", "all_reduce_sum", "count_tokens", "global_token_count",
+    "normalised_loss", "parameter_digest", "parameter_spread", "rank", "shard_indices", "summed_token_loss",
+    "world_size",
+]
+
 LOSS_NORMALISATIONS = ("global", "per_rank")
 
 
-def is_distributed() -> bool:
+def _is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
 def world_size() -> int:
-    return dist.get_world_size() if is_distributed() else 1
+    return dist.get_world_size() if _is_distributed() else 1
 
 
 def rank() -> int:
-    return dist.get_rank() if is_distributed() else 0
+    return dist.get_rank() if _is_distributed() else 0
 
 
 def all_reduce_sum(value: torch.Tensor) -> torch.Tensor:
     """The sum of `value` over all ranks (a new tensor; `value` itself when there is no process group)."""
-    if not is_distributed():
+    if not _is_distributed():
         return value
     total = value.detach().clone()
     dist.all_reduce(total, op=dist.ReduceOp.SUM)
@@ -47,7 +53,7 @@ def all_reduce_sum(value: torch.Tensor) -> torch.Tensor:
 
 def all_gather_objects(value) -> list:
     """[value of rank 0, value of rank 1, ...] (picklable values; `[value]` in one process)."""
-    if not is_distributed():
+    if not _is_distributed():
         return [value]
     gathered = [None] * world_size()
     dist.all_gather_object(gathered, value)

@@ -6,6 +6,8 @@ import random
 import numpy as np
 import torch
 
+__all__ = ["set_seed"]
+
 
 def set_seed(seed: int) -> None:
     """Seed every generator a notebook touches, and ask torch for deterministic kernels."""

@@ -27,6 +27,10 @@ from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, 
 from utils.harness.paths import DATA_DIR, TOKENIZERS_DIR
 from utils.workbench.data import LANGUAGES, load_english_corpus, load_split
 
+__all__ = [
+    "TOKENIZER_FILES", "TOKENIZER_NAMES", "build_marian", "build_t5", "build_tokenizers", "load_tokenizer", "main",
+]
+
 TOKENIZER_NAMES = ("t5", "marian", "bart")
 
 T5_PIECES = 512  # SentencePiece pieces incl. <pad>, </s>, <unk>; the corpus cannot fill many more
@@ -43,12 +47,12 @@ SPIECE_UNDERLINE = "▁"
 MODEL_MAX_LENGTH = 512
 
 
-def translation_texts(data_dir: Path = DATA_DIR) -> list[str]:
+def _translation_texts(data_dir: Path = DATA_DIR) -> list[str]:
     """The training split in all three languages, record by record: the Unigram training text."""
     return [record[lang] for record in load_split("train", data_dir) for lang in LANGUAGES]
 
 
-def train_sentencepiece(texts: list[str], vocab_size: int, **special_ids: int) -> bytes:
+def _train_sentencepiece(texts: list[str], vocab_size: int, **special_ids: int) -> bytes:
     """A serialized SentencePiece Unigram model; single-threaded and on fixed input, so deterministic."""
     model = io.BytesIO()
     sentencepiece.SentencePieceTrainer.train(
@@ -65,7 +69,7 @@ def train_sentencepiece(texts: list[str], vocab_size: int, **special_ids: int) -
     return model.getvalue()
 
 
-def t5_backend_tokenizer(spiece_model: bytes, extra_ids: int = T5_EXTRA_IDS) -> Tokenizer:
+def _t5_backend_tokenizer(spiece_model: bytes, extra_ids: int = T5_EXTRA_IDS) -> Tokenizer:
     """The tokenizers version of a T5 SentencePiece model: same pieces and scores, sentinels appended."""
     processor = sentencepiece.SentencePieceProcessor(model_proto=spiece_model)
     vocab = [(processor.id_to_piece(i), processor.get_score(i)) for i in range(processor.get_piece_size())]
@@ -87,7 +91,7 @@ def t5_backend_tokenizer(spiece_model: bytes, extra_ids: int = T5_EXTRA_IDS) -> 
     return tokenizer
 
 
-def train_bart_tokenizer(texts: list[str], vocab_size: int = BART_VOCAB_SIZE) -> Tokenizer:
+def _train_bart_tokenizer(texts: list[str], vocab_size: int = BART_VOCAB_SIZE) -> Tokenizer:
     """Byte-level BPE like RoBERTa / BART: <s>=0, <pad>=1, </s>=2, <unk>=3, <mask>=vocab_size-1."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -124,9 +128,9 @@ def _save_backend(tokenizer: Tokenizer, path: Path) -> None:
 
 
 def build_t5(texts: list[str], out_dir: Path) -> None:
-    spiece_model = train_sentencepiece(texts, T5_PIECES, pad_id=0, eos_id=1, unk_id=2, bos_id=-1)
+    spiece_model = _train_sentencepiece(texts, T5_PIECES, pad_id=0, eos_id=1, unk_id=2, bos_id=-1)
     (out_dir / "spiece.model").write_bytes(spiece_model)
-    _save_backend(t5_backend_tokenizer(spiece_model), out_dir / "tokenizer.json")
+    _save_backend(_t5_backend_tokenizer(spiece_model), out_dir / "tokenizer.json")
     config = {
         "tokenizer_class": "T5Tokenizer",
         "pad_token": "<pad>",
@@ -140,7 +144,7 @@ def build_t5(texts: list[str], out_dir: Path) -> None:
 
 
 def build_marian(texts: list[str], out_dir: Path) -> None:
-    spm_model = train_sentencepiece(texts, MARIAN_PIECES, eos_id=0, unk_id=1, bos_id=-1, pad_id=-1)
+    spm_model = _train_sentencepiece(texts, MARIAN_PIECES, eos_id=0, unk_id=1, bos_id=-1, pad_id=-1)
     (out_dir / "source.spm").write_bytes(spm_model)
     (out_dir / "target.spm").write_bytes(spm_model)  # one shared vocabulary, as in many opus-mt models
     processor = sentencepiece.SentencePieceProcessor(model_proto=spm_model)
@@ -159,8 +163,8 @@ def build_marian(texts: list[str], out_dir: Path) -> None:
     _write_json(config, out_dir / "tokenizer_config.json")
 
 
-def build_bart(texts: list[str], out_dir: Path) -> None:
-    _save_backend(train_bart_tokenizer(texts), out_dir / "tokenizer.json")
+def _build_bart(texts: list[str], out_dir: Path) -> None:
+    _save_backend(_train_bart_tokenizer(texts), out_dir / "tokenizer.json")
     config = {
         "tokenizer_class": "BartTokenizer",
         "bos_token": "<s>",
@@ -179,12 +183,12 @@ def build_bart(texts: list[str], out_dir: Path) -> None:
 
 def build_tokenizers(data_dir: Path = DATA_DIR, out_dir: Path = TOKENIZERS_DIR) -> dict[str, Path]:
     """Train all tokenizers from the data in data_dir and save them under out_dir/<name>/."""
-    texts = translation_texts(data_dir)
+    texts = _translation_texts(data_dir)
     english = load_english_corpus(data_dir=data_dir)
     builders = {
         "t5": lambda folder: build_t5(texts, folder),
         "marian": lambda folder: build_marian(texts, folder),
-        "bart": lambda folder: build_bart(texts + english, folder),
+        "bart": lambda folder: _build_bart(texts + english, folder),
     }
     folders = {}
     for name in TOKENIZER_NAMES:
@@ -195,7 +199,7 @@ def build_tokenizers(data_dir: Path = DATA_DIR, out_dir: Path = TOKENIZERS_DIR) 
     return folders
 
 
-def tokenizer_class(name: str) -> type:
+def _tokenizer_class(name: str) -> type:
     """The transformers class that loads tokenizer `name`."""
     from transformers import BartTokenizer, MarianTokenizer, T5Tokenizer
 
@@ -214,7 +218,7 @@ def load_tokenizer(name: str, tokenizers_dir: Path = TOKENIZERS_DIR):
     with warnings.catch_warnings():
         # MarianTokenizer asks for sacremoses, which only normalises punctuation; not needed for this data.
         warnings.filterwarnings("ignore", message="Recommended: pip install sacremoses")
-        return tokenizer_class(name).from_pretrained(str(folder), local_files_only=True)
+        return _tokenizer_class(name).from_pretrained(str(folder), local_files_only=True)
 
 
 def main(argv: list[str] | None = None) -> None:

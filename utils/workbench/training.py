@@ -21,6 +21,8 @@ from transformers import get_inverse_sqrt_schedule, get_linear_schedule_with_war
 from utils.workbench.batching import pad_features
 from utils.workbench.device import resolve_device, to_device
 
+__all__ = ["SCHEDULES", "TrainingHistory", "evaluate_loss", "make_dataloader", "make_scheduler", "train"]
+
 SCHEDULES = ("linear", "inverse_sqrt", "constant")
 
 
