@@ -9,6 +9,7 @@ Modules at the top of utils/ are commands only (`python -m utils.run`); nothing 
 """
 
 import ast
+import json
 import re
 from pathlib import Path
 
@@ -182,3 +183,106 @@ def test_the_module_map_lists_every_module_once():
             listed.setdefault(room, []).append(line.split()[0])
     present = {r: sorted(p.stem for p in (UTILS / r).glob("*.py") if p.stem != "__init__") for r in ROOMS}
     assert {r: sorted(names) for r, names in listed.items()} == present
+
+
+# ---------------------------------------------------------------- the public surface of utils/ (issue 22)
+
+MAX_PUBLIC_NAMES_IN_UTILS = 450
+# Modules without __all__ that other helpers are reworking under issue 22; each gets its __all__ when that work
+# lands. This set may only shrink.
+WITHOUT_ALL_YET = {
+    "utils.experiments.architecture", "utils.experiments.audit_your_model", "utils.experiments.auditable_models",
+    "utils.experiments.data_parallel", "utils.experiments.hf_defaults", "utils.experiments.lm_objectives",
+    "utils.experiments.recipe", "utils.experiments.tinfer_training", "utils.experiments.train_command",
+    "utils.workbench.metrics", "utils.workbench.models",
+}
+
+
+def public_names(source: str) -> set[str]:
+    """Top-level functions, classes and variables of a module whose names do not start with `_`. ALL_CAPS
+    constants (settings and tables: `SPLITS`, `REPO_ROOT`) are data, not surface, and are not counted."""
+    names = set()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {t.id for t in targets if isinstance(t, ast.Name) and not t.id.isupper()}
+    return {name for name in names if not name.startswith("_") and name != "__all__"}
+
+
+def declared_all(source: str) -> list[str] | None:
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            return list(ast.literal_eval(node.value))
+    return None
+
+
+def notebook_code(path: Path) -> str:
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    return "\n".join(line for line in code.splitlines() if not line.lstrip().startswith(("%", "!")))
+
+
+def imported_modules(modules: dict[str, str], importers: dict[str, str]) -> set[str]:
+    """The modules of `modules` that a source of `importers` (name -> source) other than the module itself
+    imports (`from utils.room.module import x`, `import utils.room.module`, `from utils.room import module`)."""
+    return {target for name, source in importers.items() for target in utils_imports(source)
+            if target in modules and target != name and target.count(".") == 2}
+
+
+def modules_without_all(modules: dict[str, str], imported: set[str]) -> list[str]:
+    """Imported modules with no `__all__`, or whose `__all__` names something the module does not define."""
+    problems = []
+    for module in sorted(imported):
+        listed = declared_all(modules[module])
+        if listed is None:
+            problems.append(f"{module} has no __all__")
+            continue
+        tree = ast.parse(modules[module])
+        defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)}
+        defined |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+        defined |= {n.target.id for n in tree.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
+        defined |= {(a.asname or a.name).split(".")[0] for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)
+                    for a in n.names}
+        if unknown := sorted(set(listed) - defined):
+            problems.append(f"{module}: __all__ names what it does not define: {unknown}")
+    return problems
+
+
+def all_importers(modules: dict[str, str]) -> dict[str, str]:
+    root = UTILS.parent
+    importers = dict(modules)
+    for folder in ("tests", "examples"):
+        importers |= {str(p.relative_to(root)): p.read_text(encoding="utf-8") for p in (root / folder).rglob("*.py")}
+    importers |= {str(p.relative_to(root)): notebook_code(p) for p in (root / "notebooks").glob("*.ipynb")}
+    return importers
+
+
+def test_utils_has_at_most_450_public_names():
+    counts = {module: len(public_names(source)) for module, source in package_modules().items()}
+    total = sum(counts.values())
+    largest = sorted(counts.items(), key=lambda item: -item[1])[:8]
+    assert total <= MAX_PUBLIC_NAMES_IN_UTILS, f"{total} public top-level names in utils/; the most: {largest}"
+
+
+def test_every_module_others_import_has_all():
+    modules = package_modules()
+    imported = imported_modules(modules, all_importers(modules))
+    assert "utils.harness.publishing" in imported and "utils.reporting.markdown" in imported
+    assert modules_without_all(modules, imported - WITHOUT_ALL_YET) == []
+    assert WITHOUT_ALL_YET <= set(modules), f"gone, drop from WITHOUT_ALL_YET: {WITHOUT_ALL_YET - set(modules)}"
+    done = sorted(m for m in WITHOUT_ALL_YET if declared_all(modules[m]) is not None)
+    assert done == [], f"these have __all__ now: drop them from WITHOUT_ALL_YET: {done}"
+
+
+def test_a_module_without_all_and_a_wrong_all_are_caught():
+    modules = {"utils.workbench.a": "def f(): pass\n", "utils.workbench.b": "__all__ = ['g']\ndef f(): pass\n",
+               "utils.workbench.c": "from x import y\n__all__ = ['f', 'y']\ndef f(): pass\n",
+               "utils.experiments.d": "from utils.workbench import a, b\nfrom utils.workbench.c import f\n"}
+    imported = imported_modules(modules, modules | {"tests/test_x.py": "import utils.experiments.d"})
+    assert imported == {"utils.workbench.a", "utils.workbench.b", "utils.workbench.c", "utils.experiments.d"}
+    assert modules_without_all(modules, imported) == [
+        "utils.experiments.d has no __all__", "utils.workbench.a has no __all__",
+        "utils.workbench.b: __all__ names what it does not define: ['g']"]
+    assert public_names("X = 1\nx = 2\n_y = 3\ndef f(): pass\nclass _C: pass\n__all__ = ['f']\n") == {"x", "f"}
