@@ -10,6 +10,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup`) the notebook tests share one worker: they share
+    the session's smoke reports (notebook 00 reads every other notebook's), so each notebook still runs once."""
+    for item in items:
+        if item.path.name.startswith("test_notebook_"):
+            item.add_marker(pytest.mark.xdist_group("notebooks"))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_thread():
     """Tiny models run fastest on one intra-op thread (no waiting between threads); restored afterwards."""
