@@ -12,7 +12,7 @@ from transformers.models.t5.modeling_t5 import T5LayerNorm
 from utils.experiments import architecture as arch
 from utils.workbench.batching import batch_pairs
 from utils.workbench.data import load_pairs
-from utils.workbench.models import FAMILIES, bart_config, build_model, build_tokenizer, marian_config, t5_config
+from utils.workbench.models import FAMILIES, build_config, build_model, build_tokenizer
 
 PAIRS = [("July 10, 1967", "10. Juli 1967"), ("nine hundred and thirty-two", "neunhundertzweiunddreißig")]
 
@@ -35,9 +35,9 @@ def batches(tokenizers):
 
 def variant(family, tokenizer, **config_changes):
     """A tiny HF model of `family` with some config fields changed."""
-    builder, model_class = {"t5": (t5_config, T5ForConditionalGeneration), "marian": (marian_config, MarianMTModel),
-                            "bart": (bart_config, BartForConditionalGeneration)}[family]
-    config = builder(tokenizer)
+    model_class = {"t5": T5ForConditionalGeneration, "marian": MarianMTModel,
+                   "bart": BartForConditionalGeneration}[family]
+    config = build_config(family, tokenizer)
     for name, value in config_changes.items():
         setattr(config, name, value)
     config._attn_implementation = "eager"
@@ -233,7 +233,7 @@ def test_library_default_config_changes_only_the_sizes():
     assert arch.start_token_id(arch.library_default_config("bart")) == 2
     with pytest.raises(ValueError, match="family must be one of"):
         arch.library_default_config("tinfer")
-    with pytest.raises(ValueError, match="size must be one of"):
+    with pytest.raises(ValueError, match="'size' must be one of"):
         arch.library_default_config("t5", "huge")
 
 

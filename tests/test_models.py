@@ -62,3 +62,37 @@ def test_local_checkpoint_folder_round_trips(tmp_path):
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reloaded.state_dict().values(),
                                                   strict=True))
     assert len(build_tokenizer("marian", model_name_or_path=str(tmp_path))) == model.config.vocab_size
+
+
+def test_one_config_builder_for_every_family_and_size():
+    import ast
+    from pathlib import Path
+
+    from transformers import GPT2Config, MarianConfig, RobertaConfig, T5Config
+
+    from utils.workbench.models import CONFIG_FAMILIES, SIZES, build_config, size_fields
+
+    tokenizer = build_tokenizer("t5")
+    for family in CONFIG_FAMILIES:
+        for size in SIZES:
+            config = build_config(family, tokenizer, size, dropout=0.0)
+            assert all(getattr(config, k) == v for k, v in size_fields(family, size).items()), (family, size)
+            assert config.vocab_size == len(tokenizer)
+    # without a tokenizer: the library's defaults with the sizes changed, nothing else
+    default, library = build_config("marian", size="small"), MarianConfig(**size_fields("marian", "small"))
+    assert default.to_dict() == library.to_dict() and default.vocab_size == MarianConfig().vocab_size
+    assert build_config("t5").to_dict() == T5Config(**size_fields("t5")).to_dict()
+    gpt2, roberta = build_config("gpt2", tokenizer), build_config("roberta", tokenizer)
+    assert isinstance(gpt2, GPT2Config) and gpt2.n_layer == 2 * SIZES["tiny"]["n_layers"]
+    assert isinstance(roberta, RobertaConfig) and roberta.max_position_embeddings > 256
+    with pytest.raises(ValueError, match="tokenizer"):
+        build_config("gpt2")
+    with pytest.raises(ValueError, match="family"):
+        build_config("llama", tokenizer)
+    # the experiment modules build no model config themselves (GenerationConfig is not one)
+    root = Path(__file__).resolve().parents[1] / "utils" / "experiments"
+    for name in ("architecture.py", "lm_objectives.py", "hf_defaults.py"):
+        calls = [n.func.id for n in ast.walk(ast.parse((root / name).read_text(encoding="utf-8")))
+                 if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id.endswith("Config")
+                 and n.func.id != "GenerationConfig"]
+        assert calls == [], f"{name} builds configs itself: {calls}"

@@ -31,11 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import (
-    BartConfig,
     BartForConditionalGeneration,
-    MarianConfig,
     MarianMTModel,
-    T5Config,
     T5ForConditionalGeneration,
 )
 from transformers.models.t5.modeling_t5 import T5Attention
@@ -44,7 +41,7 @@ from utils.handwritten.decoding import greedy_decode
 from utils.handwritten.leakage_audit import future_leakage, seq2seq_logits_fn
 from utils.handwritten.teacher_forcing import shift_right
 from utils.handwritten.tinfer import sinusoidal_positions
-from utils.workbench.models import SIZES, check_model_name_or_path
+from utils.workbench.models import build_config, check_model_name_or_path
 
 HF_FAMILIES = ("t5", "marian", "bart")
 ACTIVATIONS = {
@@ -69,19 +66,10 @@ def checkpoint_family(model_name_or_path: str) -> str:
 def library_default_config(family: str, size: str = "tiny"):
     """`T5Config()`, `MarianConfig()` or `BartConfig()` as the installed library ships them, with only the sizes of
     `SIZES[size]` (width, heads, FFN, layers) changed: vocabulary, special ids, activation, scaling and positions stay
-    the library's defaults."""
+    the library's defaults (`utils.workbench.models.build_config` without a tokenizer)."""
     if family not in HF_FAMILIES:
         raise ValueError(f"family must be one of {HF_FAMILIES}, got {family!r}")
-    if size not in SIZES:
-        raise ValueError(f"size must be one of {tuple(SIZES)}, got {size!r}")
-    dims = SIZES[size]
-    if family == "t5":
-        return T5Config(d_model=dims["d_model"], d_kv=dims["d_model"] // dims["n_heads"], d_ff=dims["d_ff"],
-                        num_layers=dims["n_layers"], num_heads=dims["n_heads"])
-    config_class = MarianConfig if family == "marian" else BartConfig
-    return config_class(d_model=dims["d_model"], encoder_layers=dims["n_layers"], decoder_layers=dims["n_layers"],
-                        encoder_attention_heads=dims["n_heads"], decoder_attention_heads=dims["n_heads"],
-                        encoder_ffn_dim=dims["d_ff"], decoder_ffn_dim=dims["d_ff"])
+    return build_config(family, size=size)
 
 
 def build_library_default_model(family: str, size: str = "tiny", seed: int = 0) -> nn.Module:

@@ -24,31 +24,19 @@ from transformers import GPT2Config, GPT2LMHeadModel, RobertaConfig, RobertaForM
 
 from utils.handwritten.teacher_forcing import IGNORE_INDEX, masked_cross_entropy
 from utils.workbench.device import to_device
-from utils.workbench.models import MAX_POSITIONS, SIZES
+from utils.workbench.models import build_config
 
 # ---------------------------------------------------------------- tiny decoder-only and encoder-only models
 
 
 def gpt2_config(tokenizer, size: str = "tiny", dropout: float = 0.1) -> GPT2Config:
     """A GPT-2 as deep as an encoder plus a decoder of `size` (so 4 layers for "tiny")."""
-    dims = SIZES[size]
-    return GPT2Config(
-        vocab_size=len(tokenizer), n_positions=MAX_POSITIONS, n_embd=dims["d_model"], n_layer=2 * dims["n_layers"],
-        n_head=dims["n_heads"], n_inner=dims["d_ff"], resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    )
+    return build_config("gpt2", tokenizer, size, dropout)
 
 
 def roberta_config(tokenizer, size: str = "tiny", dropout: float = 0.1) -> RobertaConfig:
     """A RoBERTa encoder as deep as an encoder plus a decoder of `size`; positions start after the pad id."""
-    dims = SIZES[size]
-    return RobertaConfig(
-        vocab_size=len(tokenizer), hidden_size=dims["d_model"], num_hidden_layers=2 * dims["n_layers"],
-        num_attention_heads=dims["n_heads"], intermediate_size=dims["d_ff"], hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout, max_position_embeddings=MAX_POSITIONS + tokenizer.pad_token_id + 1,
-        type_vocab_size=1, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
+    return build_config("roberta", tokenizer, size, dropout)
 
 
 def build_causal_lm(tokenizer, size: str = "tiny", seed: int = 0, dropout: float = 0.1) -> GPT2LMHeadModel:

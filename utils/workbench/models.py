@@ -1,4 +1,5 @@
-"""Build the collection's models: tiny HF T5 / Marian / BART from configs, and the hand-written "tinfer".
+"""Build the collection's models: tiny HF T5 / Marian / BART from configs, and the hand-written "tinfer"; the one
+config builder for every family (also GPT-2 and RoBERTa) and size, with our tokenizer or with the library's defaults.
 
 Configs are matched to our tokenizers (pad, eos and start ids read from the tokenizer), so every
 family learns on the same data. `model_name_or_path` loads a real checkpoint instead; offline it
@@ -14,15 +15,21 @@ from transformers import (
     AutoTokenizer,
     BartConfig,
     BartForConditionalGeneration,
+    GPT2Config,
     MarianConfig,
     MarianMTModel,
     PreTrainedTokenizerBase,
+    RobertaConfig,
     T5Config,
     T5ForConditionalGeneration,
 )
 
 from utils.handwritten.tinfer import TinferConfig, TinferModel
 from utils.workbench.tokenizers import load_tokenizer
+
+__all__ = ["ATTN_IMPLEMENTATIONS", "CONFIG_FAMILIES", "FAMILIES", "FAMILY_TOKENIZER", "MAX_POSITIONS", "SIZES",
+           "build_config", "build_model", "build_tokenizer", "check_model_name_or_path", "count_parameters",
+           "hub_is_offline", "size_fields"]
 
 FAMILIES = ("t5", "marian", "bart", "tinfer")
 ATTN_IMPLEMENTATIONS = ("eager", "sdpa")
@@ -53,9 +60,12 @@ def check_model_name_or_path(model_name_or_path: str) -> None:
         )
 
 
-def _check_family_and_size(family: str, size: str) -> None:
-    if family not in FAMILIES:
-        raise ValueError(f"parameter 'family' must be one of {FAMILIES}, got {family!r}")
+CONFIG_FAMILIES = (*FAMILIES, "gpt2", "roberta")  # the decoder-only and encoder-only models of notebook 06 too
+
+
+def _check_family_and_size(family: str, size: str, families: tuple[str, ...] = FAMILIES) -> None:
+    if family not in families:
+        raise ValueError(f"parameter 'family' must be one of {families}, got {family!r}")
     if size not in SIZES:
         raise ValueError(f"parameter 'size' must be one of {tuple(SIZES)}, got {size!r}")
 
@@ -67,53 +77,68 @@ def _family_special_ids(tokenizer: PreTrainedTokenizerBase, family: str) -> dict
     return {"pad_token_id": pad, "eos_token_id": eos, "decoder_start_token_id": start}
 
 
-def t5_config(tokenizer, size: str = "tiny", dropout: float = 0.1) -> T5Config:
-    dims = SIZES[size]
-    return T5Config(
-        vocab_size=len(tokenizer), d_model=dims["d_model"], d_kv=dims["d_model"] // dims["n_heads"],
-        d_ff=dims["d_ff"], num_layers=dims["n_layers"], num_heads=dims["n_heads"], dropout_rate=dropout,
-        feed_forward_proj="relu", **_family_special_ids(tokenizer, "t5"),
-    )
-
-
-def marian_config(tokenizer, size: str = "tiny", dropout: float = 0.1) -> MarianConfig:
-    dims = SIZES[size]
-    return MarianConfig(
-        vocab_size=len(tokenizer), d_model=dims["d_model"], encoder_layers=dims["n_layers"],
-        decoder_layers=dims["n_layers"], encoder_attention_heads=dims["n_heads"],
-        decoder_attention_heads=dims["n_heads"], encoder_ffn_dim=dims["d_ff"], decoder_ffn_dim=dims["d_ff"],
-        max_position_embeddings=MAX_POSITIONS, dropout=dropout, activation_function="swish",
-        scale_embedding=True, forced_eos_token_id=tokenizer.eos_token_id, **_family_special_ids(tokenizer, "marian"),
-    )
-
-
-def bart_config(tokenizer, size: str = "tiny", dropout: float = 0.1) -> BartConfig:
-    dims = SIZES[size]
-    return BartConfig(
-        vocab_size=len(tokenizer), d_model=dims["d_model"], encoder_layers=dims["n_layers"],
-        decoder_layers=dims["n_layers"], encoder_attention_heads=dims["n_heads"],
-        decoder_attention_heads=dims["n_heads"], encoder_ffn_dim=dims["d_ff"], decoder_ffn_dim=dims["d_ff"],
-        max_position_embeddings=MAX_POSITIONS, dropout=dropout, bos_token_id=tokenizer.bos_token_id,
-        forced_eos_token_id=tokenizer.eos_token_id, **_family_special_ids(tokenizer, "bart"),
-    )
-
-
-def tinfer_config(tokenizer, size: str = "tiny", dropout: float = 0.1, causal: bool = True) -> TinferConfig:
-    dims = SIZES[size]
-    return TinferConfig(
-        vocab_size=len(tokenizer), d_model=dims["d_model"], n_heads=dims["n_heads"], d_ff=dims["d_ff"],
-        n_encoder_layers=dims["n_layers"], n_decoder_layers=dims["n_layers"], dropout=dropout,
-        max_positions=MAX_POSITIONS, causal=causal, **_family_special_ids(tokenizer, "tinfer"),
-    )
-
-
-def build_config(family: str, tokenizer: PreTrainedTokenizerBase, size: str = "tiny", dropout: float = 0.1,
-                 causal: bool = True):
-    """The config `build_model` uses for a family (T5Config, MarianConfig, BartConfig or TinferConfig)."""
-    _check_family_and_size(family, size)
+def size_fields(family: str, size: str = "tiny") -> dict:
+    """The config fields of `SIZES[size]` (width, heads, FFN, layers) under each family's names; GPT-2 and RoBERTa
+    are as deep as an encoder plus a decoder (so 4 layers for "tiny")."""
+    _check_family_and_size(family, size, CONFIG_FAMILIES)
+    d_model, n_heads, d_ff, n_layers = (SIZES[size][k] for k in ("d_model", "n_heads", "d_ff", "n_layers"))
+    if family == "t5":
+        return {"d_model": d_model, "d_kv": d_model // n_heads, "d_ff": d_ff, "num_layers": n_layers,
+                "num_heads": n_heads}
+    if family in ("marian", "bart"):
+        return {"d_model": d_model, "encoder_layers": n_layers, "decoder_layers": n_layers,
+                "encoder_attention_heads": n_heads, "decoder_attention_heads": n_heads, "encoder_ffn_dim": d_ff,
+                "decoder_ffn_dim": d_ff}
     if family == "tinfer":
-        return tinfer_config(tokenizer, size, dropout, causal)
-    return {"t5": t5_config, "marian": marian_config, "bart": bart_config}[family](tokenizer, size, dropout)
+        return {"d_model": d_model, "n_heads": n_heads, "d_ff": d_ff, "n_encoder_layers": n_layers,
+                "n_decoder_layers": n_layers}
+    if family == "gpt2":
+        return {"n_embd": d_model, "n_layer": 2 * n_layers, "n_head": n_heads, "n_inner": d_ff}
+    return {"hidden_size": d_model, "num_hidden_layers": 2 * n_layers, "num_attention_heads": n_heads,
+            "intermediate_size": d_ff}
+
+
+def _tokenizer_fields(family: str, tokenizer: PreTrainedTokenizerBase, dropout: float, causal: bool) -> dict:
+    """The fields that match a config to our tokenizer and training setup (vocabulary, special ids, dropout)."""
+    if family == "gpt2":
+        return {"vocab_size": len(tokenizer), "n_positions": MAX_POSITIONS, "resid_pdrop": dropout,
+                "embd_pdrop": dropout, "attn_pdrop": dropout, "bos_token_id": tokenizer.bos_token_id,
+                "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
+    if family == "roberta":  # positions start after the pad id
+        return {"vocab_size": len(tokenizer), "hidden_dropout_prob": dropout, "attention_probs_dropout_prob": dropout,
+                "max_position_embeddings": MAX_POSITIONS + tokenizer.pad_token_id + 1, "type_vocab_size": 1,
+                "pad_token_id": tokenizer.pad_token_id, "bos_token_id": tokenizer.bos_token_id,
+                "eos_token_id": tokenizer.eos_token_id}
+    fields = {"vocab_size": len(tokenizer), **_family_special_ids(tokenizer, family)}
+    if family == "t5":
+        return {**fields, "dropout_rate": dropout, "feed_forward_proj": "relu"}
+    if family == "tinfer":
+        return {**fields, "dropout": dropout, "max_positions": MAX_POSITIONS, "causal": causal}
+    fields |= {"max_position_embeddings": MAX_POSITIONS, "dropout": dropout,
+               "forced_eos_token_id": tokenizer.eos_token_id}
+    if family == "marian":
+        return {**fields, "activation_function": "swish", "scale_embedding": True}
+    return {**fields, "bos_token_id": tokenizer.bos_token_id}
+
+
+_CONFIG_CLASSES = {"t5": T5Config, "marian": MarianConfig, "bart": BartConfig, "tinfer": TinferConfig,
+                  "gpt2": GPT2Config, "roberta": RobertaConfig}
+
+
+def build_config(family: str, tokenizer: PreTrainedTokenizerBase | None = None, size: str = "tiny",
+                 dropout: float = 0.1, causal: bool = True, **fields):
+    """The one config builder, for every family and size.
+
+    With a `tokenizer`: the collection's config, matched to our tokenizer (vocabulary, pad / eos / start ids,
+    `dropout`, `causal` for tinfer; Marian opus-mt style: swish, scaled embeddings). Without one: the library's
+    default config (`T5Config()` & co.) with only the sizes of `SIZES[size]` changed. `fields` are set last, e.g. a
+    checkpoint's behavioural fields (`utils.experiments.hf_defaults`).
+    """
+    _check_family_and_size(family, size, CONFIG_FAMILIES)
+    if tokenizer is None and family in ("tinfer", "gpt2", "roberta"):
+        raise ValueError(f"family {family!r} is built for a tokenizer: pass tokenizer=")
+    matched = _tokenizer_fields(family, tokenizer, dropout, causal) if tokenizer is not None else {}
+    return _CONFIG_CLASSES[family](**{**size_fields(family, size), **matched, **fields})
 
 
 def build_tokenizer(family: str, model_name_or_path: str | None = None) -> PreTrainedTokenizerBase:
