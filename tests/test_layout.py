@@ -194,7 +194,7 @@ WITHOUT_ALL_YET = {
     "utils.experiments.architecture", "utils.experiments.audit_your_model", "utils.experiments.auditable_models",
     "utils.experiments.data_parallel", "utils.experiments.hf_defaults", "utils.experiments.lm_objectives",
     "utils.experiments.recipe", "utils.experiments.tinfer_training", "utils.experiments.train_command",
-    "utils.workbench.metrics", "utils.workbench.models",
+    "utils.workbench.metrics",
 }
 
 
