@@ -27,31 +27,37 @@ from utils.handwritten.teacher_forcing import masked_cross_entropy
 from utils.harness.paths import REPO_ROOT
 from utils.workbench.batching import pad_features
 
+__all__ = [
+    "TRAINER_SETTINGS", "command_arguments", "command_model_and_features", "flat_gradient", "main", "rank_reports",
+    "reference_gradients", "relative_difference", "run_single", "run_torchrun", "step_update", "train_run",
+    "trainer_measurement", "verdict_rows",
+]
+
 TORCHRUN = Path(sys.executable).with_name("torchrun")
 
 
-def free_port() -> int:
+def _free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def loopback_environment() -> dict[str, str]:
+def _loopback_environment() -> dict[str, str]:
     """This process's environment with gloo on loopback, one thread per process and the hub offline."""
     return os.environ | {"GLOO_SOCKET_IFNAME": "lo", "MASTER_ADDR": "127.0.0.1", "OMP_NUM_THREADS": "1",
                          "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def torchrun_command(n_processes: int, module: str, arguments: list[str], port: int) -> list[str]:
+def _torchrun_command(n_processes: int, module: str, arguments: list[str], port: int) -> list[str]:
     return [str(TORCHRUN), "--nproc_per_node", str(n_processes), "--master_addr", "127.0.0.1", "--master_port",
             str(port), "-m", module, *arguments]
 
 
 def run_torchrun(n_processes: int, module: str, arguments: list[str], timeout: float = 300) -> str:
     """Run `module` under torchrun with `n_processes` gloo processes; returns its output, raises on failure."""
-    command = torchrun_command(n_processes, module, arguments, free_port())
-    done = subprocess.run(command, cwd=REPO_ROOT, env=loopback_environment(), capture_output=True, text=True,
+    command = _torchrun_command(n_processes, module, arguments, _free_port())
+    done = subprocess.run(command, cwd=REPO_ROOT, env=_loopback_environment(), capture_output=True, text=True,
                           timeout=timeout)
     if done.returncode:
         raise RuntimeError(f"{' '.join(command)} failed with exit code {done.returncode}:\n{done.stderr[-3000:]}")
@@ -61,17 +67,17 @@ def run_torchrun(n_processes: int, module: str, arguments: list[str], timeout: f
 def run_single(module: str, arguments: list[str], timeout: float = 300) -> str:
     """The same module as one plain process (no launcher)."""
     command = [sys.executable, "-m", module, *arguments]
-    done = subprocess.run(command, cwd=REPO_ROOT, env=loopback_environment(), capture_output=True, text=True,
+    done = subprocess.run(command, cwd=REPO_ROOT, env=_loopback_environment(), capture_output=True, text=True,
                           timeout=timeout)
     if done.returncode:
         raise RuntimeError(f"{' '.join(command)} failed with exit code {done.returncode}:\n{done.stderr[-3000:]}")
     return done.stdout + done.stderr
 
 
-def run_accelerate_launch(launch_arguments: list[str], module: str, arguments: list[str], timeout: float = 300) -> str:
+def _run_accelerate_launch(launch_arguments: list[str], module: str, arguments: list[str], timeout: float = 300) -> str:
     """`accelerate launch <launch_arguments> -m module ...` (e.g. `--cpu --num_processes 2`)."""
     command = [str(Path(sys.executable).with_name("accelerate")), "launch", *launch_arguments, "-m", module, *arguments]
-    done = subprocess.run(command, cwd=REPO_ROOT, env=loopback_environment(), capture_output=True, text=True,
+    done = subprocess.run(command, cwd=REPO_ROOT, env=_loopback_environment(), capture_output=True, text=True,
                           timeout=timeout)
     if done.returncode:
         raise RuntimeError(f"{' '.join(command)} failed with exit code {done.returncode}:\n{done.stderr[-3000:]}")
@@ -90,7 +96,7 @@ def train_run(out: str | Path, n_processes: int, options: dict, timeout: float =
     shutil.rmtree(out, ignore_errors=True)  # no rank file of an earlier run may be read back
     arguments = command_arguments(options | {"out": out}) + ["--no-progress"]
     if accelerate_launch is not None:
-        run_accelerate_launch(accelerate_launch, "utils.train", arguments, timeout)
+        _run_accelerate_launch(accelerate_launch, "utils.train", arguments, timeout)
     elif n_processes == 1:
         run_single("utils.train", arguments, timeout)
     else:
@@ -113,7 +119,7 @@ def command_model_and_features(options: dict):
 
 def step_update(out: str | Path, step: int, model: torch.nn.Module, initial: torch.Tensor) -> torch.Tensor:
     """Parameters of the checkpoint at `step` minus `initial` (flat); `model` gives the layout and is left as is."""
-    return checkpoint_parameters(out, step, model) - initial
+    return _checkpoint_parameters(out, step, model) - initial
 
 
 def rank_reports(out: str | Path) -> list[dict]:
@@ -124,7 +130,7 @@ def rank_reports(out: str | Path) -> list[dict]:
     return [json.loads(p.read_text(encoding="utf-8")) for p in paths]
 
 
-def checkpoint_parameters(out: str | Path, step: int, model: torch.nn.Module) -> torch.Tensor:
+def _checkpoint_parameters(out: str | Path, step: int, model: torch.nn.Module) -> torch.Tensor:
     """The flat parameters of `<out>/checkpoints/step-<step>/model.pt`, loaded into a copy of `model` (which
     keeps its own parameters)."""
     state = torch.load(Path(out) / "checkpoints" / f"step-{step:06d}" / "model.pt", map_location="cpu",
@@ -187,7 +193,7 @@ def _recording_collator(features, seen: list, pad_token_id: int, decoder_start_t
 TRAINER_SETTINGS = ("default", "no_average", "token_sum_loss")
 
 
-def trainer_step(out: Path, n_examples: int, seed: int, setting: str = "default") -> None:
+def _trainer_step(out: Path, n_examples: int, seed: int, setting: str = "default") -> None:
     """One `Seq2SeqTrainer` SGD step (lr 1, no clipping, no decay, dropout 0) of a tiny T5 on the first
     `n_examples` training pairs, each rank taking n_examples / world_size; writes rank<r>.json and, on rank 0,
     update.pt (the parameter change: minus the gradient the Trainer applied).
@@ -238,7 +244,7 @@ def trainer_step(out: Path, n_examples: int, seed: int, setting: str = "default"
 
 def trainer_measurement(out: Path, setting: str, n_processes: int, n_examples: int, seed: int,
                         timeout: float = 300) -> dict:
-    """Run `trainer_step` under torchrun and compare its update with three gradients computed here (relative
+    """Run `_trainer_step` under torchrun and compare its update with three gradients computed here (relative
     differences): the global token mean, the per-rank mean, and world_size x the per-rank mean."""
     from utils.workbench.batching import tokenize_pairs
     from utils.workbench.data import load_pairs
@@ -315,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     step.add_argument("--seed", type=int, default=0)
     step.add_argument("--setting", choices=TRAINER_SETTINGS, default="default")
     args = parser.parse_args(argv)
-    trainer_step(Path(args.out), args.n_examples, args.seed, args.setting)
+    _trainer_step(Path(args.out), args.n_examples, args.seed, args.setting)
     return 0
 
 

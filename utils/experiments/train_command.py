@@ -49,6 +49,10 @@ from utils.workbench.models import SIZES, build_tokenizer
 from utils.workbench.reproducibility import set_seed
 from utils.workbench.training import SCHEDULES, make_scheduler
 
+__all__ = [
+    "CONFIG_FILE", "STATE_FILE", "TASKS", "build_parser", "data_parallel_step", "main", "prepare", "train_command",
+]
+
 OPTIMIZERS = ("adamw", "sgd")
 RESULTS_NAME = "train"
 CONFIG_FILE, STATE_FILE = "train_config.json", "state.json"
@@ -56,7 +60,7 @@ CONFIG_FILE, STATE_FILE = "train_config.json", "state.json"
 RESUMABLE_CHANGES = ("steps", "out", "resume", "save_every", "progress", "device", "data_dir")
 
 
-class CommandError(ValueError):
+class _CommandError(ValueError):
     """Bad input, found before any training; the message names the value and what is allowed."""
 
 
@@ -64,7 +68,7 @@ class CommandError(ValueError):
 
 
 @dataclass(frozen=True)
-class Task:
+class _Task:
     """A training task: its variants and how to turn the project's data into features for one of them."""
 
     description: str
@@ -83,7 +87,7 @@ def _translation_features(tokenizer, config: dict) -> list[dict[str, list[int]]]
 
 
 TASKS = {
-    "translation": Task("notebook 04's English -> German/French numbers and dates (data/train.jsonl)", VARIANTS,
+    "translation": _Task("notebook 04's English -> German/French numbers and dates (data/train.jsonl)", VARIANTS,
                         _translation_files, _translation_features),
 }
 
@@ -124,20 +128,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _one_of(flag: str, value, allowed) -> None:
     if value not in allowed:
-        raise CommandError(f"{flag} {value!r} is not known; allowed: {', '.join(map(str, allowed))}")
+        raise _CommandError(f"{flag} {value!r} is not known; allowed: {', '.join(map(str, allowed))}")
 
 
 def _at_least(flag: str, value, low) -> None:
     if value < low:
-        raise CommandError(f"{flag} must be >= {low}, got {value}")
+        raise _CommandError(f"{flag} must be >= {low}, got {value}")
 
 
-def launch_world_size() -> int:
+def _launch_world_size() -> int:
     """The number of processes the launcher started (torchrun and accelerate launch set WORLD_SIZE)."""
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def check_config(config: dict, n_ranks: int) -> None:
+def _check_config(config: dict, n_ranks: int) -> None:
     """Every check that needs no model and no data: raises CommandError naming the value and what is allowed."""
     _one_of("--task", config["task"], tuple(TASKS))
     _one_of("--variant", config["variant"], TASKS[config["task"]].variants)
@@ -150,48 +154,48 @@ def check_config(config: dict, n_ranks: int) -> None:
     for name, low in minimum.items():
         _at_least("--" + name.replace("_", "-"), config[name], low)
     if not 0.0 <= config["dropout"] < 1.0:
-        raise CommandError(f"--dropout must be in [0, 1), got {config['dropout']}")
+        raise _CommandError(f"--dropout must be in [0, 1), got {config['dropout']}")
     parts = n_ranks * config["grad_accum"]
     if config["batch_size"] % parts:
         multiples = ", ".join(str(parts * k) for k in range(1, 5))
-        raise CommandError(
+        raise _CommandError(
             f"--batch-size {config['batch_size']} is the global batch and must be divisible by world size {n_ranks} x "
             f"--grad-accum {config['grad_accum']} = {parts} (each rank takes batch_size / {parts} examples per "
             f"micro-batch); allowed: a multiple of {parts} ({multiples}, ...)")
     if config["n_train"] < config["batch_size"]:
-        raise CommandError(f"--n-train {config['n_train']} is smaller than one global batch (--batch-size "
+        raise _CommandError(f"--n-train {config['n_train']} is smaller than one global batch (--batch-size "
                            f"{config['batch_size']}); allowed: n_train >= batch_size")
 
 
-def check_data_files(config: dict) -> None:
+def _check_data_files(config: dict) -> None:
     missing = [str(p) for p in TASKS[config["task"]].data_files(config) if not p.is_file()]
     if missing:
-        raise CommandError(f"data file {missing[0]} does not exist (--data-dir {config['data_dir']}); "
+        raise _CommandError(f"data file {missing[0]} does not exist (--data-dir {config['data_dir']}); "
                            "run `python -m utils.data` to generate the data set, or pass the folder that holds it")
 
 
-def check_resume(config: dict) -> dict:
+def _check_resume(config: dict) -> dict:
     """The checkpoint's state ({"step": ...}); CommandError when absent or written with another config."""
     folder = Path(config["resume"])
     if not (folder / CONFIG_FILE).is_file():
-        raise CommandError(f"--resume {folder}: no {CONFIG_FILE} there; allowed: a folder "
+        raise _CommandError(f"--resume {folder}: no {CONFIG_FILE} there; allowed: a folder "
                            "<out>/checkpoints/step-NNNNNN written by this command")
     saved = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
     differences = [f"{key} {saved.get(key)!r} there, {config[key]!r} here" for key in config
                    if key not in RESUMABLE_CHANGES and saved.get(key) != config[key]]
     if differences:
-        raise CommandError(f"--resume {folder} was written with another config: " + "; ".join(differences)
+        raise _CommandError(f"--resume {folder} was written with another config: " + "; ".join(differences)
                            + f". Only {', '.join(RESUMABLE_CHANGES)} may change on resume")
     state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
     if state["step"] >= config["steps"]:
-        raise CommandError(f"--resume {folder} is at step {state['step']}; --steps {config['steps']} must be larger")
+        raise _CommandError(f"--resume {folder} is at step {state['step']}; --steps {config['steps']} must be larger")
     return state
 
 
 # ---------------------------------------------------------------- the data order: a function of (seed, step)
 
 
-def global_batch_indices(n_examples: int, batch_size: int, seed: int, step: int) -> list[int]:
+def _global_batch_indices(n_examples: int, batch_size: int, seed: int, step: int) -> list[int]:
     """The examples of optimizer step `step` (1-based): a seeded permutation per epoch, incomplete batches dropped.
     Stateless, so a resumed run sees the batches it would have seen, whatever its world size."""
     per_epoch = n_examples // batch_size
@@ -225,13 +229,13 @@ def data_parallel_step(model, accelerator, micro_batches: list[dict[str, torch.T
             "local_loss_sum": float(local_loss_sum)}
 
 
-def make_optimizer(model, config: dict) -> torch.optim.Optimizer:
+def _make_optimizer(model, config: dict) -> torch.optim.Optimizer:
     if config["optimizer"] == "sgd":
         return torch.optim.SGD(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
     return torch.optim.AdamW(model.parameters(), lr=config["lr"], weight_decay=config["weight_decay"])
 
 
-def save_training_checkpoint(folder: Path, accelerator, model, optimizer, scheduler, config: dict, step: int) -> None:
+def _save_training_checkpoint(folder: Path, accelerator, model, optimizer, scheduler, config: dict, step: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(accelerator.unwrap_model(model).state_dict(), folder / "model.pt")
     torch.save(optimizer.state_dict(), folder / "optimizer.pt")
@@ -243,15 +247,15 @@ def save_training_checkpoint(folder: Path, accelerator, model, optimizer, schedu
 # ---------------------------------------------------------------- the command
 
 
-def config_from_args(args: argparse.Namespace) -> dict:
+def _config_from_args(args: argparse.Namespace) -> dict:
     return {key: value for key, value in vars(args).items()}
 
 
 def prepare(config: dict) -> dict:
     """All checks, before any process group or model: returns the resume state ({} for a fresh run)."""
-    check_config(config, launch_world_size())
-    check_data_files(config)
-    return check_resume(config) if config["resume"] else {}
+    _check_config(config, _launch_world_size())
+    _check_data_files(config)
+    return _check_resume(config) if config["resume"] else {}
 
 
 def train_command(config: dict, resume_state: dict) -> dict:
@@ -264,10 +268,10 @@ def train_command(config: dict, resume_state: dict) -> dict:
     tokenizer = build_tokenizer(VARIANT_FAMILY[config["variant"]])
     features = task.features(tokenizer, config)
     if len(features) < config["batch_size"]:
-        raise CommandError(f"the data holds {len(features)} examples, fewer than --batch-size {config['batch_size']}")
+        raise _CommandError(f"the data holds {len(features)} examples, fewer than --batch-size {config['batch_size']}")
     model = build_variant(config["variant"], tokenizer, size=config["size"], seed=config["seed"],
                           dropout=config["dropout"])
-    optimizer = make_optimizer(model, config)
+    optimizer = _make_optimizer(model, config)
     scheduler = make_scheduler(optimizer, config["schedule"], config["warmup_steps"], config["steps"])
     start_step = resume_state.get("step", 0)
     if start_step:
@@ -288,7 +292,7 @@ def train_command(config: dict, resume_state: dict) -> dict:
     bar = tqdm(steps, desc=f"train {config['variant']} ({n_ranks} process{'es' * (n_ranks > 1)})",
                disable=not (config["progress"] and accelerator.is_main_process), mininterval=1.0)
     for step in bar:
-        indices = global_batch_indices(len(features), config["batch_size"], config["seed"], step)
+        indices = _global_batch_indices(len(features), config["batch_size"], config["seed"], step)
         shards = shard_indices(indices, n_ranks, rank_index, config["grad_accum"])
         micro_batches = [{name: t.to(accelerator.device) for name, t in
                           pad_features([features[i] for i in shard], tokenizer.pad_token_id).items()}
@@ -307,7 +311,7 @@ def train_command(config: dict, resume_state: dict) -> dict:
         bar.set_postfix(loss=f"{report['loss']:.4f}", tokens=report["global_tokens"])
         if config["save_every"] and step % config["save_every"] == 0 and step != config["steps"]:
             if accelerator.is_main_process:
-                save_training_checkpoint(out / "checkpoints" / f"step-{step:06d}", accelerator, model, optimizer,
+                _save_training_checkpoint(out / "checkpoints" / f"step-{step:06d}", accelerator, model, optimizer,
                                          scheduler, config, step)
             accelerator.wait_for_everyone()
     seconds = time.perf_counter() - start
@@ -334,7 +338,7 @@ def train_command(config: dict, resume_state: dict) -> dict:
                   {"digests": digests, "max_abs_difference": spread}, sanity=n_ranks == 1)
     results.timing("train_seconds", seconds)
     if accelerator.is_main_process:
-        save_training_checkpoint(out / "checkpoints" / f"step-{config['steps']:06d}", accelerator, model, optimizer,
+        _save_training_checkpoint(out / "checkpoints" / f"step-{config['steps']:06d}", accelerator, model, optimizer,
                                  scheduler, config, config["steps"])
         save_checkpoint(accelerator.unwrap_model(model).cpu(), config["variant"], out / "model")
         results.save(out / "results")
@@ -344,10 +348,10 @@ def train_command(config: dict, resume_state: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    config = config_from_args(build_parser().parse_args(argv))
+    config = _config_from_args(build_parser().parse_args(argv))
     try:
         resume_state = prepare(config)
-    except CommandError as error:
+    except _CommandError as error:
         print(f"python -m utils.train: error: {error}", file=sys.stderr)
         return 2
     train_command(config, resume_state)
