@@ -108,3 +108,21 @@ def test_matrix_rows_have_one_column_per_call_form():
     (row,) = hd.matrix_rows(matrix)
     assert set(row) == {"family", "config", "attention", *hd.CALL_FORMS, "generate"}
     assert row["neither"].startswith("shift_right(input_ids)")
+
+
+def test_a_t5_v1_1_style_config_gets_a_tied_lm_head_and_no_output_scaling():
+    tie = hd.t5_v1_1_tie()
+    assert tie == {"config_tie_word_embeddings": True, "scale_decoder_outputs": False,
+                   "lm_head_is_shared_embedding": True, "is_gated_act": True}
+
+
+def test_loss_reduction_tells_the_reductions_apart_with_the_dtype_tolerance():
+    from utils.handwritten.teacher_forcing import masked_cross_entropy
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 11)
+    labels = torch.tensor([[3, 4, 5, 6, 7], [3, 4, -100, -100, -100]])  # unequal lengths
+    for reduction, name in (("token_mean", "mean over non -100 tokens"), ("sequence_mean", "mean of sequence means"),
+                            ("sum", "sum")):
+        assert hd.loss_reduction(masked_cross_entropy(logits, labels, reduction=reduction), logits, labels) == name
+    assert hd.loss_reduction(masked_cross_entropy(logits, labels) + 1e-2, logits, labels) == "other"

@@ -38,6 +38,7 @@ from utils.handwritten.leakage_audit import (
 from utils.handwritten.teacher_forcing import IGNORE_INDEX, masked_cross_entropy, shift_right
 from utils.workbench import models
 from utils.workbench.device import to_device
+from utils.workbench.tolerance import compare
 
 FAMILIES = ("t5", "marian", "bart")
 CONFIG_KINDS = ("default", "checkpoint")
@@ -47,7 +48,6 @@ CALL_FORMS = ("labels_only", "decoder_input_ids_only", "neither", "decoder_atten
 CHECKPOINTS = {"t5": "t5-small", "marian": "Helsinki-NLP/opus-mt-en-de", "bart": "facebook/bart-base"}
 MODEL_CLASSES = {"t5": (T5Config, T5ForConditionalGeneration), "marian": (MarianConfig, MarianMTModel),
                  "bart": (BartConfig, BartForConditionalGeneration)}
-LOSS_TOLERANCE = 1e-5
 
 # Behavioural fields of each reference checkpoint's config.json on the HF hub (sizes left out: they are shrunk).
 # Fields a config.json does not list keep the config class default, as they do under `from_pretrained`.
@@ -128,6 +128,19 @@ def build_hf_model(family: str, kind: str, size: str = "tiny", attn_implementati
     if kind == "checkpoint":
         model.generation_config = GenerationConfig(**CHECKPOINT_GENERATION_CONFIGS[family])
     return model
+
+
+def t5_v1_1_tie(size: str = "tiny", seed: int = 0) -> dict:
+    """A T5 built from a v1.1-style config (`tie_word_embeddings=False`, gated-gelu, as the v1.1 checkpoints'
+    config.json say): is its `lm_head` the shared input embedding anyway, and what does the config read back?"""
+    v1_1 = {"tie_word_embeddings": False, "feed_forward_proj": "gated-gelu"}
+    config = models.build_config("t5", size=size, **(CHECKPOINT_CONFIGS["t5"] | size_fields("t5", size) | v1_1))
+    torch.manual_seed(seed)
+    model = T5ForConditionalGeneration(config).eval()
+    return {"config_tie_word_embeddings": config.tie_word_embeddings,
+            "scale_decoder_outputs": getattr(config, "scale_decoder_outputs", None),
+            "lm_head_is_shared_embedding": model.lm_head.weight.data_ptr() == model.shared.weight.data_ptr(),
+            "is_gated_act": getattr(config, "is_gated_act", None)}
 
 
 def config_id(config, name: str) -> int | None:
@@ -283,11 +296,12 @@ def describe_decoder_inputs(decoder_input_ids: torch.Tensor | None, batch: dict,
 
 
 def loss_reduction(loss: torch.Tensor | None, logits: torch.Tensor, labels: torch.Tensor | None) -> str:
-    """Which reduction of `masked_cross_entropy` the model's loss equals (within LOSS_TOLERANCE)."""
+    """Which reduction of `masked_cross_entropy` the model's loss equals (`compare(...).same`: the tolerance of the
+    logits' dtype)."""
     if loss is None or labels is None:
         return "no loss"
     for reduction in ("token_mean", "sequence_mean", "sum"):
-        if abs(float(loss) - float(masked_cross_entropy(logits, labels, reduction=reduction))) <= LOSS_TOLERANCE:
+        if compare(loss, masked_cross_entropy(logits, labels, reduction=reduction), dtype=logits.dtype).same:
             return {"token_mean": "mean over non -100 tokens", "sequence_mean": "mean of sequence means",
                     "sum": "sum"}[reduction]
     return "other"
