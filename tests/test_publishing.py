@@ -234,7 +234,7 @@ def test_a_failed_publish_puts_everything_back(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space left"):
         publishing.publish(staging, out, STEM)
     assert (staging / "figures" / STEM / "new.png").exists()  # the new outputs went back to staging
-    shutil.rmtree(staging)  # as run_notebook does after a failure
+    shutil.rmtree(staging)  # as the runner does after a failure
     assert snapshot(out) == before
 
 

@@ -1,1 +1,1 @@
-"""Running and reporting: the runner, parameters, results, provenance, figures, rendering; imports no other room."""
+"""Running notebooks: parameters, results, figures, showing source, the runner and publishing; imports no other room."""

@@ -32,9 +32,10 @@ from utils.harness.paths import write_text_atomically
 LOCKS_DIR = ".staging-locks"
 STAGING_PREFIX = ".staging-"
 
-__all__ = ["LOCKS_DIR", "STAGING_PREFIX", "FolderBusyError", "Interrupted", "OutputFolderError",
-           "check_output_folder", "keep_failed", "prepare_staging", "publish", "publish_lock", "run_lock",
-           "termination_as_interrupt", "write_timings"]
+__all__ = [
+    "LOCKS_DIR", "STAGING_PREFIX", "FolderBusyError", "Interrupted", "OutputFolderError", "check_output_folder",
+    "keep_failed", "prepare_staging", "publish", "run_lock", "termination_as_interrupt", "write_timings",
+]
 
 
 class OutputFolderError(OSError):
@@ -105,8 +106,8 @@ def run_lock(out_dir: Path, stem: str, holder: str) -> Iterator[None]:
             lock.release()
 
 
-def publish_lock(out_dir: Path) -> FileLock:
-    """`DIR/.staging-locks/publish.lock`, waited for (`with publish_lock(out_dir):`) while outputs move into DIR."""
+def _publish_lock(out_dir: Path) -> FileLock:
+    """`DIR/.staging-locks/publish.lock`, waited for (`with _publish_lock(out_dir):`) while outputs move into DIR."""
     return FileLock(_lock_file(out_dir, "publish.lock"), preserve_lock_file=True)
 
 
@@ -154,7 +155,7 @@ def termination_as_interrupt() -> Iterator[None]:
 @contextmanager
 def _publishing(out_dir: Path) -> Iterator[None]:
     """Signals deferred, then the folder's publish lock: what every move into DIR runs under."""
-    with _signals_deferred(), publish_lock(out_dir):
+    with _signals_deferred(), _publish_lock(out_dir):
         yield
 
 

@@ -69,8 +69,10 @@ from utils.harness.publishing import (
 )
 from utils.harness.results import ResultsFileError, read_results_file
 
-__all__ = ["ParameterError", "RunOutcome", "build_overrides", "check_published_results", "main", "prepare_runs",
-           "run_notebook", "select_notebooks", "source_hash"]
+__all__ = [
+    "ParameterError", "build_overrides", "check_published_results", "main", "prepare_runs", "select_notebooks",
+    "source_hash",
+]
 
 _SMOKE_FILE = "smoke.json"
 _KERNEL_ENV = {
@@ -86,7 +88,7 @@ class ParameterError(ValueError):
 
 
 @dataclass
-class RunOutcome:
+class _RunOutcome:
     stem: str
     ok: bool
     seconds: float
@@ -294,14 +296,14 @@ def _describe_failure(source: Path, error: BaseException) -> str:
     return f"{source.stem}: {where} ({_first_line(error.source)!r}) raised {error.ename}: {error.evalue}"
 
 
-def run_notebook(
+def _run_notebook(
     path: str | Path,
     overrides: dict[str, Any],
     out_dir: str | Path,
     kernel: str | None = None,
     html: bool = True,
     smoke: bool = False,
-) -> RunOutcome:
+) -> _RunOutcome:
     """Execute one notebook into its own `DIR/.staging-<stem>-<random>/`; publish its outputs only if it succeeds.
 
     `overrides` must already be checked (see `build_overrides`); the caller holds the notebook's `run_lock`.
@@ -322,11 +324,11 @@ def run_notebook(
         if html:
             _export_html(nb, staging / f"{stem}.html")
         publish(staging, out_dir, stem)
-        return RunOutcome(stem, True, time.perf_counter() - start)
+        return _RunOutcome(stem, True, time.perf_counter() - start)
     except Exception as error:
         seconds = time.perf_counter() - start
         kept = _keep_failed(executed, out_dir, digest, overrides, smoke)
-        return RunOutcome(stem, False, seconds, f"{_describe_failure(source, error)}\n  {kept}")
+        return _RunOutcome(stem, False, seconds, f"{_describe_failure(source, error)}\n  {kept}")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -345,14 +347,14 @@ def _run_all(
     html: bool,
     smoke: bool,
     keep_going: bool,
-) -> list[RunOutcome]:
+) -> list[_RunOutcome]:
     """Run in order, one start and one finish line each; stop at the first failure unless `keep_going`."""
     outcomes = []
     for number, (notebook, overrides) in enumerate(runs, start=1):
         label = f"[{number}/{len(runs)}] {notebook.stem}"
         mode = "smoke, " if smoke else ""
         print(f"{label}: start (kernel {kernel}, {mode}{_describe_overrides(overrides)})", flush=True)
-        outcome = run_notebook(notebook, overrides, out_dir, kernel=kernel, html=html, smoke=smoke)
+        outcome = _run_notebook(notebook, overrides, out_dir, kernel=kernel, html=html, smoke=smoke)
         outcomes.append(outcome)
         status = "ok" if outcome.ok else "FAILED"
         print(f"{label}: {status} in {outcome.seconds:.1f} s", flush=True)
@@ -374,7 +376,7 @@ def _claims_summary(out_dir: Path, stem: str) -> str:
     return f"{held}/{len(claims)}"
 
 
-def _print_summary(runs: Sequence[tuple[Path, dict]], outcomes: Sequence[RunOutcome], out_dir: Path) -> None:
+def _print_summary(runs: Sequence[tuple[Path, dict]], outcomes: Sequence[_RunOutcome], out_dir: Path) -> None:
     """One row per selected notebook: seconds, status (ok / FAILED / skipped), claims held/total."""
     by_stem = {outcome.stem: outcome for outcome in outcomes}
     width = max([len("notebook")] + [len(notebook.stem) for notebook, _ in runs])

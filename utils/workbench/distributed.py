@@ -23,8 +23,7 @@ from utils.handwritten.teacher_forcing import IGNORE_INDEX, masked_cross_entropy
 
 __all__ = [
     "LOSS_NORMALISATIONS", "all_gather_objects", "all_reduce_sum", "count_tokens", "global_token_count",
-    "normalised_loss", "parameter_digest", "parameter_spread", "rank", "shard_indices", "summed_token_loss",
-    "world_size",
+    "normalised_loss", "parameter_digest", "parameter_spread", "shard_indices", "summed_token_loss",
 ]
 
 LOSS_NORMALISATIONS = ("global", "per_rank")
@@ -34,11 +33,11 @@ def _is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-def world_size() -> int:
+def _world_size() -> int:
     return dist.get_world_size() if _is_distributed() else 1
 
 
-def rank() -> int:
+def _rank() -> int:
     return dist.get_rank() if _is_distributed() else 0
 
 
@@ -55,7 +54,7 @@ def all_gather_objects(value) -> list:
     """[value of rank 0, value of rank 1, ...] (picklable values; `[value]` in one process)."""
     if not _is_distributed():
         return [value]
-    gathered = [None] * world_size()
+    gathered = [None] * _world_size()
     dist.all_gather_object(gathered, value)
     return gathered
 
