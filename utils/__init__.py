@@ -24,6 +24,7 @@ workbench/     what experiments are built from
     tolerance           one tolerance model for every closeness claim: atol + rtol x magnitude, by dtype
     reproducibility     set_seed
     cmudict             the CMU Pronouncing Dictionary: loader and split by word
+    real_pairs          real English -> German UI strings from gettext catalogues (data/real_pairs/)
     constrained_search  beam search forced to contain words (left transformers' core in 5.x; not compared with HF)
     audit_figures       the audit's sensitivity heatmap and attention-mask grids
     probes              measuring helpers: pick_spread, decoder position counter, reload with old config entries
@@ -41,6 +42,7 @@ experiments/   one module per notebook's experiment
     data_parallel       11: gloo processes on the CPU and what data parallelism does to the loss
     train_command       the training command (`python -m utils.train`), one process or many
     hf_defaults         12: HF's defaults measured, per family, config and call form
+    real_translation    14: notebook 04's variants on real English -> German pairs, intervals over seeds
     bench               `make bench`: hand-written vs HF, same model and inputs
 
 harness/       running notebooks

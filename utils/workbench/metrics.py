@@ -81,3 +81,56 @@ def bootstrap_interval(statistic, n_items: int, n_resamples: int = 1000, confide
     values = np.array([statistic(generator.integers(0, n_items, n_items)) for _ in range(n_resamples)])
     tail = (1 - confidence) / 2
     return float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))
+
+
+# --- corpus metrics from per-sentence statistics (for intervals that resample sentences) --------------------------
+
+
+def _corpus_metric(name: str):
+    from sacrebleu.metrics import BLEU, CHRF
+
+    if name not in ("chrf", "bleu"):
+        raise ValueError(f"metric must be 'chrf' or 'bleu', got {name!r}")
+    return _CORPUS_METRIC_CACHE.setdefault(name, CHRF() if name == "chrf" else BLEU())
+
+
+_CORPUS_METRIC_CACHE: dict = {}
+
+
+def sentence_statistics(name: str, hypotheses: list[str], references: list[str]):
+    """Per-sentence sufficient statistics of sacrebleu's corpus chrF or BLEU, (sentences, K): summed over any set
+    of sentences they give that set's corpus score (`statistics_score`), as sacrebleu's own bootstrap uses them."""
+    import numpy as np
+
+    if len(hypotheses) != len(references) or not references:
+        raise ValueError(f"need as many hypotheses as references (> 0), got {len(hypotheses)} and {len(references)}")
+    return np.asarray(_corpus_metric(name)._extract_corpus_statistics(hypotheses, [references]), dtype=np.float64)
+
+
+def statistics_score(name: str, summed) -> float:
+    """The corpus chrF or BLEU (0-100) of summed `sentence_statistics`."""
+    return float(_corpus_metric(name)._compute_score_from_stats([float(x) for x in summed]).score)
+
+
+# --- CMUdict as the literature scores it: any listed pronunciation, beside the first one ---------------------------
+
+
+def first_pronunciation_scores(hypotheses: list, references: list) -> dict:
+    """`g2p_scores` against the first listed pronunciation only (the one the models are trained on): a word whose
+    output equals a later alternate counts as an error here."""
+    return g2p_scores(hypotheses, [_alternatives(reference)[:1] for reference in references])
+
+
+def g2p_literature_scores(hypotheses: list, references: list) -> dict:
+    """WER and PER as the CMUdict literature reports them (cmusphinx g2p-seq2seq, Sequitur, Phonetisaurus): a word
+    is correct when the output equals ANY listed pronunciation, and its phoneme edits are counted against the closest
+    one (`wer_any`, `per_any`), beside the same rates against the first listed pronunciation (`wer_first`,
+    `per_first`); any <= first always. Per-word numbers for bootstrap intervals under `*_word_errors` / `*_edits` /
+    `*_reference_lengths`."""
+    scores = {}
+    for label, result in (("any", g2p_scores(hypotheses, references)),
+                          ("first", first_pronunciation_scores(hypotheses, references))):
+        scores |= {f"{key}_{label}" if key in ("wer", "per") else f"{label}_{key}": value
+                   for key, value in result.items()}
+    scores["words_with_alternates"] = sum(len(_alternatives(reference)) > 1 for reference in references)
+    return scores

@@ -7,6 +7,8 @@ from utils.harness.paths import DATA_DIR
 
 __all__ = ["FIELDS", "REAL_PAIRS_DIR", "SPLITS", "load_real_pairs", "load_real_split"]
 
+__all__ = ["FIELDS", "REAL_PAIRS_DIR", "SPLITS", "load_real_pairs", "load_real_split"]
+
 REAL_PAIRS_DIR = DATA_DIR / "real_pairs"
 SPLITS = ("train", "validation", "test")
 FIELDS = ("id", "en", "de", "package", "file")
