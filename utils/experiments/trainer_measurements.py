@@ -63,10 +63,11 @@ def seq2seq_collator(features: list[dict[str, list[int]]], pad_token_id: int,
 def trainer_sgd_update(model: torch.nn.Module, features: list[dict[str, list[int]]],
                        gradient_accumulation_steps: int, lr: float = 0.1, seed: int = 0,
                        compute_loss_func=None, accepts_loss_kwargs: bool | None = None,
-                       label_smoothing_factor: float = 0.0) -> torch.Tensor:
-    """One `Seq2SeqTrainer` optimizer step over all `features` (plain SGD, no clipping, constant lr);
-    returns the parameter change. Micro-batches hold len(features) / gradient_accumulation_steps examples,
-    padded by `seq2seq_collator` with the model config's pad and decoder start ids.
+                       label_smoothing_factor: float = 0.0, optim: str = "sgd") -> torch.Tensor:
+    """One `Seq2SeqTrainer` optimizer step over all `features` (plain SGD by default, or `optim="adamw_torch"`,
+    the Trainer's default optimizer; no weight decay, no clipping, constant lr); returns the parameter change.
+    Micro-batches hold len(features) / gradient_accumulation_steps examples, padded by `seq2seq_collator` with the
+    model config's pad and decoder start ids.
 
     `accepts_loss_kwargs` overrides what the Trainer reads from the model (None: leave the model as is);
     `label_smoothing_factor` > 0 makes the Trainer compute the loss with its `LabelSmoother`.
@@ -80,7 +81,7 @@ def trainer_sgd_update(model: torch.nn.Module, features: list[dict[str, list[int
     with tempfile.TemporaryDirectory() as output_dir:
         args = Seq2SeqTrainingArguments(
             output_dir=output_dir, per_device_train_batch_size=len(features) // gradient_accumulation_steps,
-            gradient_accumulation_steps=gradient_accumulation_steps, max_steps=1, learning_rate=lr, optim="sgd",
+            gradient_accumulation_steps=gradient_accumulation_steps, max_steps=1, learning_rate=lr, optim=optim,
             lr_scheduler_type="constant", warmup_steps=0, weight_decay=0.0, max_grad_norm=0.0, seed=seed,
             eval_strategy="no", save_strategy="no", logging_strategy="no", report_to="none", use_cpu=True,
             disable_tqdm=True, label_smoothing_factor=label_smoothing_factor,
