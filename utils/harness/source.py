@@ -17,11 +17,11 @@ from IPython.display import Markdown
 
 from utils.harness.paths import REPO_ROOT
 
-__all__ = ["CodeExcerpt", "code_excerpt", "installed", "show_code"]
+__all__ = ["code_excerpt", "installed", "show_code"]
 
 
 @dataclass(frozen=True)
-class CodeExcerpt:
+class _CodeExcerpt:
     where: str  # "utils/handwritten/teacher_forcing.py" or "transformers 5.24.0: transformers/models/t5/modeling_t5.py"
     first_line: int
     lines: list[str]
@@ -76,7 +76,7 @@ def _select(lines: list[str], first_line: int, start: str | None, stop: str | No
     return first_line + begin, lines[begin:end]
 
 
-def code_excerpt(obj, start: str | None = None, stop: str | None = None) -> CodeExcerpt:
+def code_excerpt(obj, start: str | None = None, stop: str | None = None) -> _CodeExcerpt:
     """The source of a function, method or class, optionally cut to the lines from `start` to `stop`."""
     target = inspect.unwrap(obj)
     path = Path(inspect.getsourcefile(target)).resolve()
@@ -89,10 +89,10 @@ def code_excerpt(obj, start: str | None = None, stop: str | None = None) -> Code
         where = path.relative_to(REPO_ROOT).as_posix()
     else:
         where = str(path)
-    return CodeExcerpt(where, first_line, lines)
+    return _CodeExcerpt(where, first_line, lines)
 
 
-def installed(obj, start: str | None = None, stop: str | None = None) -> CodeExcerpt:
+def installed(obj, start: str | None = None, stop: str | None = None) -> _CodeExcerpt:
     """An excerpt that must come from an installed package (the HF side of a comparison)."""
     excerpt = code_excerpt(obj, start, stop)
     if ":" not in excerpt.where:
@@ -101,6 +101,6 @@ def installed(obj, start: str | None = None, stop: str | None = None) -> CodeExc
 
 
 def show_code(*parts) -> Markdown:
-    """Markdown showing each part one after the other: functions (whole) or `CodeExcerpt`s."""
-    excerpts = [part if isinstance(part, CodeExcerpt) else code_excerpt(part) for part in parts]
+    """Markdown showing each part one after the other: functions (whole) or `_CodeExcerpt`s."""
+    excerpts = [part if isinstance(part, _CodeExcerpt) else code_excerpt(part) for part in parts]
     return Markdown("\n\n".join(excerpt.markdown() for excerpt in excerpts))
