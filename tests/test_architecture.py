@@ -251,3 +251,51 @@ def test_probes_on_library_default_models(batches):
     torch.manual_seed(0)
     assert arch.dropout_settings(t5, "t5", batches["t5"])["train_mode_max_abs_diff"] > 0
     assert arch.decoder_causality(t5, batches["t5"], 100)["causal"]
+
+
+@pytest.fixture
+def simulated_cuda():
+    from utils.workbench.simulated_accelerator import SimulatedAccelerator
+
+    torch.__future__.set_overwrite_module_params_on_conversion(True)
+    try:
+        with SimulatedAccelerator():
+            yield torch.device("cuda")
+    finally:
+        torch.__future__.set_overwrite_module_params_on_conversion(False)
+
+
+@pytest.mark.parametrize("family", ["tinfer", "marian", "bart"])
+def test_position_information_on_an_accelerator_matches_the_cpu(tokenizers, simulated_cuda, family):
+    """Issue 21: the position table lived on CUDA and the formula on the CPU ("Expected all tensors to be on the same
+    device"); the table now goes to the host first, and the verdict is the CPU's."""
+    model = build_model(family, tokenizer=tokenizers[family], causal=False)
+    on_host = arch.position_information(model, family)
+    on_device = arch.position_information(model.to(simulated_cuda), family)
+    assert on_device == on_host and on_host["kind"] == {"tinfer": "sinusoidal", "marian": "sinusoidal",
+                                                        "bart": "learned"}[family]
+
+
+def test_sinusoid_comparison_separates_a_reordered_table():
+    table = arch.sinusoidal_positions(64, 16)
+    reordered = arch.marian_layout(table)
+    assert arch.sinusoid_comparison(reordered, reordered + 1e-6).same
+    assert arch.sinusoid_comparison(table, reordered).different  # interleaved vs halves: far apart
+
+
+def test_table_claims_follow_expected_cells():
+    expected = arch.expected_cells({f: 64 for f in FAMILIES}, {f: 0.25 for f in FAMILIES}, tinfer_causal=False)
+    values = {row: dict(cells) for row, cells in expected.items()}
+    defaults = {row: {f: v for f, v in cells.items() if f in arch.HF_FAMILIES} for row, cells in expected.items()}
+    for (row, family), (default_value, _) in arch.DEFAULT_CLAIMS.items():
+        defaults[row][family] = default_value
+    names = {"t5": "T5Config()", "marian": "MarianConfig()", "bart": "BartConfig()"}
+    def cells(row, family):
+        return {"this_collection": "", "library_default": ""}
+
+    claims = arch.table_claims(expected, values, defaults, cells, names)
+    assert all(c["holds"] for c in claims) and len({c["claim_id"] for c in claims}) == len(claims)
+    assert {c["claim_id"] for c in claims if c.get("sanity")} == {arch.TABLE_CLAIMS[r][f] for r, f in arch.SANITY_CELLS}
+    values["causal"]["tinfer"] = "causal"  # the researcher's model measured causal: its claim must fail
+    failing = [c["claim_id"] for c in arch.table_claims(expected, values, defaults, cells, names) if not c["holds"]]
+    assert failing == ["tinfer_decoder_mask_matches_its_setting"]

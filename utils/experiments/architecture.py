@@ -42,6 +42,7 @@ from utils.handwritten.leakage_audit import future_leakage, seq2seq_logits_fn
 from utils.handwritten.teacher_forcing import shift_right
 from utils.handwritten.tinfer import sinusoidal_positions
 from utils.workbench.models import build_config, check_model_name_or_path
+from utils.workbench.tolerance import Comparison, compare, tolerance_for
 
 HF_FAMILIES = ("t5", "marian", "bart")
 ACTIVATIONS = {
@@ -193,19 +194,27 @@ def position_information(model, family: str) -> dict:
                 "bias_tables": relative_bias_modules(model), "absolute_tables": absolute, "num_buckets": buckets,
                 "max_distance": model.config.relative_attention_max_distance}
     if family == "tinfer":
-        table = model.positions
-        difference = float((table - sinusoidal_positions(*table.shape)).abs().max())
-        trainable = any(p is table for p in model.parameters())
-        return {"kind": "sinusoidal" if difference < 1e-6 and not trainable else "unknown", "trainable": trainable,
-                "layout": "interleaved sin/cos", "max_abs_diff_to_sinusoid": difference}
-    table = model.model.encoder.embed_positions.weight
-    paper = sinusoidal_positions(table.shape[0], table.shape[1])
-    difference = float((table.detach() - marian_layout(paper)).abs().max())  # numpy float64 vs torch float32
-    kind = "sinusoidal" if difference < 1e-4 and not table.requires_grad else (
-        "learned" if table.requires_grad else "unknown")
-    return {"kind": kind, "trainable": table.requires_grad, "rows": table.shape[0],
+        table = model.positions.detach().cpu()  # (max_positions, d_model) on the host, beside the CPU formula
+        comparison = sinusoid_comparison(table, sinusoidal_positions(*table.shape))
+        trainable = any(p is model.positions for p in model.parameters())
+        return {"kind": "sinusoidal" if comparison.same and not trainable else "unknown", "trainable": trainable,
+                "layout": "interleaved sin/cos", "max_abs_diff_to_sinusoid": comparison.max_abs_diff,
+                "comparison": comparison.evidence()}
+    weight = model.model.encoder.embed_positions.weight
+    table = weight.detach().cpu()  # (rows, d_model) on the host
+    comparison = sinusoid_comparison(table, marian_layout(sinusoidal_positions(table.shape[0], table.shape[1])))
+    kind = "sinusoidal" if comparison.same and not weight.requires_grad else (
+        "learned" if weight.requires_grad else "unknown")
+    return {"kind": kind, "trainable": weight.requires_grad, "rows": table.shape[0],
             "offset": getattr(model.model.encoder.embed_positions, "offset", 0),
-            "max_abs_diff_to_sinusoid_sin_half_cos_half": difference}
+            "max_abs_diff_to_sinusoid_sin_half_cos_half": comparison.max_abs_diff, "comparison": comparison.evidence()}
+
+
+def sinusoid_comparison(table: torch.Tensor, formula: torch.Tensor) -> Comparison:
+    """A float32 position table against the formula, under the float32 tolerance at the scale of the largest
+    argument pos * frequency (<= rows): sin of a float32 argument is only as exact as that argument (Marian's table is
+    computed in float64 numpy, the formula here in float32 torch: 8.9e-6 apart on 258 rows)."""
+    return compare(table, formula, dtype=torch.float32, magnitude=float(table.shape[0]))
 
 
 # ---------------------------------------------------------------- normalisation
@@ -220,7 +229,7 @@ def norm_subtracts_mean(norm: nn.Module, d_model: int) -> bool:
     device = next(norm.parameters()).device
     x = torch.randn(2, 3, d_model, generator=torch.Generator().manual_seed(0)).to(device)
     with torch.no_grad():
-        return bool(torch.allclose(norm(x), norm(x + 3.0), atol=1e-5))
+        return compare(norm(x + 3.0), norm(x)).same
 
 
 def norms_outside_layers(model) -> list[str]:
@@ -273,7 +282,10 @@ def embedding_scale(model, family: str, input_ids: torch.Tensor) -> dict:
     differences = {name: float((run(embeds=s * table[input_ids]) - reference).abs().max()) for name, s in
                    (("1", 1.0), ("sqrt(d_model)", math.sqrt(d_model)))}
     best = min(differences, key=differences.get)
-    return {"scale": best if differences[best] < 1e-5 else "unknown", "max_abs_diff": differences, "d_model": d_model}
+    scale = math.sqrt(d_model) if best != "1" else 1.0
+    comparison = compare(run(embeds=scale * table[input_ids]), reference)
+    return {"scale": best if comparison.same else "unknown", "max_abs_diff": differences, "d_model": d_model,
+            "comparison": comparison.evidence()}
 
 
 def centred_rows(x: torch.Tensor) -> torch.Tensor:
@@ -369,8 +381,9 @@ def ffn_activation(model, family: str, batch: dict[str, torch.Tensor]) -> dict:
     post = next(c[1] for c in calls if c[0] == "out_of")
     differences = {name: float((function(pre) - post).abs().max()) for name, function in ACTIVATIONS.items()}
     best = min(differences, key=differences.get)
-    return {"activation": best if differences[best] < 1e-6 else "unknown", "max_abs_diff": differences,
-            "d_ff": into.out_features}
+    comparison = compare(ACTIVATIONS[best](pre), post)
+    return {"activation": best if comparison.same else "unknown", "max_abs_diff": differences,
+            "d_ff": into.out_features, "comparison": comparison.evidence()}
 
 
 def bias_census(model) -> dict:
@@ -405,12 +418,13 @@ def dropout_settings(model, family: str, batch: dict[str, torch.Tensor]) -> dict
 
 @torch.no_grad()
 def decoder_causality(model, batch: dict[str, torch.Tensor], vocab_size: int, special_ids=(), n_trials: int = 1,
-                      tolerance: float = 1e-5, seed: int = 0) -> dict:
+                      seed: int = 0) -> dict:
     """Perturb each decoder input position in turn (one teacher-forced pass, no decoder padding mask):
-    causal when no output position moves for a change after it."""
+    causal when no output position moves for a change after it by more than float32 allows at the logits' scale."""
     model.eval()
     decoder_input_ids = shift_right(batch["labels"], start_token_id(model.config), model.config.pad_token_id)
     logits_fn = seq2seq_logits_fn(model, batch["input_ids"], batch["attention_mask"])
+    tolerance = tolerance_for(torch.float32).allowed(float(logits_fn(decoder_input_ids).abs().max()))
     report = future_leakage(logits_fn, decoder_input_ids, vocab_size, n_trials=n_trials, tolerance=tolerance,
                             seed=seed, special_ids=special_ids)
     return {"causal": not report.leaks, "max_future_sensitivity": report.max_future_sensitivity,
@@ -582,3 +596,113 @@ def summarize(row: str, evidence: dict | None):
     if row not in SUMMARIES:
         raise ValueError(f"unknown row {row!r}; rows: {', '.join(SUMMARIES)}")
     return SUMMARIES[row](evidence)
+
+
+# ---------------------------------------------------------------- the table of notebook 08 and its claims
+
+# row -> (label of the table row, the paper's column: the only typed-in cell, with its section)
+TABLE_ROWS = {
+    "positions": ("position information", "fixed sinusoids added to the embeddings, sin/cos interleaved (§3.5)"),
+    "norm": ("normalisation", "post-LN: LayerNorm(x + Sublayer(x)) (§3.1)"),
+    "embedding_scale": ("embedding scaling", "x sqrt(d_model) (§3.4)"),
+    "attention_scale": ("attention score scaling", "q.k / sqrt(d_k) (§3.2.1)"),
+    "output_scale": ("logits from the last hidden state", "pre-softmax linear = the shared embedding matrix (§3.4)"),
+    "tied": ("tied input/output embeddings", "tied: one matrix for both embeddings and the output (§3.4)"),
+    "final_logits_bias": ("final_logits_bias", "not described (§3.4: 'the usual learned linear transformation')"),
+    "activation": ("FFN activation", "ReLU: max(0, xW1 + b1)W2 + b2 (§3.3)"),
+    "biases": ("biases", "FFN biases b1, b2 (§3.3); attention projections written without bias (§3.2.2)"),
+    "dropout": ("dropout", "P_drop = 0.1 on sub-layer outputs and on embeddings + positions (§5.4)"),
+    "causal": ("decoder self-attention mask", "causal: illegal connections set to -inf (§3.2.3)"),
+    "decoder_start": ("decoder start token", "not named; outputs 'offset by one position' (§3.1)"),
+    "decoding": ("default decoding", "beam 4, length penalty 0.6, max length input + 50 (§6.1)"),
+}
+_OTHERS = ("marian", "bart", "tinfer")
+# row -> the claim id of each family's cell
+TABLE_CLAIMS = {
+    "positions": {"t5": "t5_has_relative_position_bias", "marian": "marian_uses_fixed_sinusoidal_positions",
+                  "bart": "bart_learns_absolute_positions", "tinfer": "tinfer_uses_fixed_sinusoidal_positions"},
+    "norm": {"t5": "t5_uses_rmsnorm_pre_ln", "marian": "marian_uses_layernorm_post_ln",
+             "bart": "bart_uses_layernorm_post_ln", "tinfer": "tinfer_uses_layernorm_post_ln"},
+    "embedding_scale": {"t5": "t5_does_not_scale_embeddings", "marian": "marian_scales_embeddings",
+                        "bart": "bart_does_not_scale_embeddings", "tinfer": "tinfer_scales_embeddings"},
+    "attention_scale": {"t5": "t5_does_not_scale_attention_scores",
+                        **{f: f"{f}_scales_attention_by_inverse_sqrt_d_head" for f in _OTHERS}},
+    "output_scale": {"t5": "t5_rescales_decoder_output_by_inverse_sqrt_d_model",
+                     **{f: f"{f}_does_not_rescale_decoder_output" for f in _OTHERS}},
+    "tied": {f: f"{f}_ties_input_and_output_embeddings" for f in ("t5", *_OTHERS)},
+    "final_logits_bias": {"t5": "t5_has_no_final_logits_bias", "marian": "marian_has_final_logits_bias_buffer",
+                          "bart": "bart_has_final_logits_bias_buffer", "tinfer": "tinfer_has_no_final_logits_bias"},
+    "activation": {"t5": "t5_ffn_uses_relu", "marian": "marian_ffn_uses_swish", "bart": "bart_ffn_uses_gelu",
+                   "tinfer": "tinfer_ffn_uses_relu"},
+    "biases": {"t5": "t5_has_no_biases", **{f: f"{f}_has_biases_everywhere" for f in _OTHERS}},
+    "dropout": {f: f"{f}_dropout_only_in_training" for f in ("t5", *_OTHERS)},
+    "causal": {"t5": "t5_decoder_is_causal", "marian": "marian_decoder_is_causal", "bart": "bart_decoder_is_causal",
+               "tinfer": "tinfer_decoder_mask_matches_its_setting"},
+    "decoder_start": {"t5": "t5_decoder_starts_with_pad", "marian": "marian_decoder_starts_with_pad",
+                      "bart": "bart_decoder_starts_with_eos", "tinfer": "tinfer_decoder_starts_with_pad"},
+    "decoding": {f: f"{f}_default_generation_is_greedy" for f in HF_FAMILIES},
+}
+# (row, family) -> (what the library's default config gives, the id of the claim measured there); the collection's
+# claim for these cells reads a value we set, so it is sanity only
+DEFAULT_CLAIMS = {
+    ("embedding_scale", "marian"): ("1", "marian_default_config_does_not_scale_embeddings"),
+    ("activation", "marian"): ("gelu", "marian_default_config_ffn_uses_gelu"),
+    ("decoder_start", "t5"): ("not defined", "t5_default_config_defines_no_decoder_start"),
+    ("decoder_start", "marian"): ("pad", "marian_default_config_decoder_starts_with_pad"),
+    ("decoder_start", "bart"): ("eos", "bart_default_config_decoder_starts_with_eos"),
+}
+SANITY_CELLS = set(DEFAULT_CLAIMS) | {("decoder_start", "tinfer")}  # tinfer's start id is set in its config too
+
+
+def expected_cells(d_model: dict[str, int], inverse_sqrt_d_head: dict[str, float], tinfer_causal: bool) -> dict:
+    """row -> family -> the literature's answer (T5: Raffel et al. 2020 §2.1 and the HF/Mesh-TF code; Marian: the
+    opus-mt configs; BART: Lewis et al. 2020 §2.1 and the HF code), for models of these sizes."""
+    return {
+        "positions": {"t5": "relative_bias", "marian": "sinusoidal", "bart": "learned", "tinfer": "sinusoidal"},
+        "norm": {"t5": "RMSNorm pre-LN", **{f: "LayerNorm post-LN" for f in _OTHERS}},
+        "embedding_scale": {"t5": "1", "marian": "sqrt(d_model)", "bart": "1", "tinfer": "sqrt(d_model)"},
+        "attention_scale": {"t5": 1.0, **{f: round(inverse_sqrt_d_head[f], 4) for f in _OTHERS}},
+        "output_scale": {"t5": round(d_model["t5"] ** -0.5, 6), **{f: 1.0 for f in _OTHERS}},
+        "tied": {f: True for f in ("t5", *_OTHERS)},
+        "final_logits_bias": {"t5": None, "marian": "buffer", "bart": "buffer", "tinfer": None},
+        "activation": {"t5": "relu", "marian": "silu (swish)", "bart": "gelu", "tinfer": "relu"},
+        "biases": {"t5": "none", **{f: "all" for f in _OTHERS}},
+        "dropout": {f: "train only" for f in ("t5", *_OTHERS)},
+        "causal": {**{f: "causal" for f in HF_FAMILIES}, "tinfer": "causal" if tinfer_causal else "sees future"},
+        "decoder_start": {"t5": "pad", "marian": "pad", "bart": "eos", "tinfer": "pad"},
+        "decoding": {f: "greedy" for f in HF_FAMILIES},
+    }
+
+
+def table_claims(expected: dict, values: dict, default_values: dict, cells, config_names: dict[str, str]) -> list:
+    """The claims of the table, as keyword arguments of `Results.claim`: one per cell, measured on the collection's
+    config and (HF) the library's default config; a cell decided by a value we set is sanity only, and its
+    library-default claim (`DEFAULT_CLAIMS`) backs the finding. `cells(row, family)` gives the cells' texts."""
+    claims = []
+    for row, claim_ids in TABLE_CLAIMS.items():
+        label = TABLE_ROWS[row][0]
+        for family, claim_id in claim_ids.items():
+            measured, want = values[row][family], expected[row][family]
+            if (row, family) in SANITY_CELLS:
+                claims.append({"claim_id": claim_id, "holds": measured == want, "sanity": True,
+                               "statement": f"{label} of {family} with the collection's config: {want!r} (a value "
+                                            "we set)", "evidence": {"measured": measured,
+                                                                   "cell": cells(row, family)["this_collection"]}})
+            if (row, family) in DEFAULT_CLAIMS:
+                default_want, default_id = DEFAULT_CLAIMS[(row, family)]
+                claims.append({"claim_id": default_id, "holds": default_values[row][family] == default_want,
+                               "statement": f"{label} of {family} with {config_names[family]} (sizes shrunk): "
+                                            f"{default_want!r}",
+                               "evidence": {"measured": default_values[row][family],
+                                            "cell": cells(row, family)["library_default"]}})
+            if (row, family) in SANITY_CELLS:
+                continue
+            measured_both = {"this_collection": measured}
+            if family in HF_FAMILIES:
+                measured_both["library_default"] = default_values[row][family]
+            claims.append({"claim_id": claim_id, "holds": all(v == want for v in measured_both.values()),
+                           "statement": f"{label} of {family}: {want!r}" + (
+                               f" with {config_names[family]} (sizes shrunk) and with the collection's config"
+                               if family in HF_FAMILIES else ""),
+                           "evidence": {"measured": measured_both, "cell": cells(row, family)}})
+    return claims
