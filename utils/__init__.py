@@ -37,6 +37,9 @@ experiments/   one module per notebook's experiment
     architecture        08: architectures read off built models
     audit_your_model    09: the audit of a user's model (also `python -m utils.audit_model`)
     auditable_models    09: the interface the audit takes, and adapters for HF, nn.Transformer, recurrent models
+    torch_transformer_traps 09: nn.Transformer's tgt_is_causal hint and eval() fast path, measured
+    batch_lint          09: the batch linter (also `python -m utils.lint_batch`): classic seq2seq batch bugs
+    pytest_audit        09: the pytest plugin: `pytest --audit-model path.py:build`, `--lint-batch FILE`
     real_data           10: the experiment on CMUdict grapheme-to-phoneme
     g2p_en_model        10: the pretrained g2p-en GRU encoder-decoder as a torch module
     data_parallel       11: gloo processes on the CPU and what data parallelism does to the loss
@@ -67,5 +70,6 @@ reporting/     what the reader sees: findings generated from claims, tables, the
     browser             headless Chromium through Playwright, for the browser tests
     verify              does a rerun reproduce the published reports? (`python -m utils.verify DIR`)
 
-The top-level modules (run, data, tokenizers, render, bench, audit_model, train, verify) only start commands.
+The top-level modules (run, data, tokenizers, render, bench, audit_model, lint_batch, train, verify) only start
+commands.
 """

@@ -261,20 +261,20 @@ def teacher_forced_logits(model, batch: dict, decoder_input_ids: torch.Tensor | 
 
 
 @torch.no_grad()
-def logits_dtype(model, batch: dict) -> torch.dtype:
+def _logits_dtype(model, batch: dict) -> torch.dtype:
     """The dtype the model computes its logits in: it sets the tolerance of every comparison."""
     logits = model.forward(batch["input_ids"], batch["decoder_input_ids"], attention_mask=batch["attention_mask"],
                            decoder_attention_mask=batch["decoder_attention_mask"])
     return check_logits(logits, *batch["decoder_input_ids"].shape, model.vocab_size).dtype
 
 
-def audit_tolerance(dtype: torch.dtype | str = torch.float32, rtol: float | None = None) -> Tolerance:
+def _audit_tolerance(dtype: torch.dtype | str = torch.float32, rtol: float | None = None) -> Tolerance:
     """utils.workbench.tolerance's tolerance of `dtype`, with `rtol` overridden when given (--rtol)."""
     base = tolerance_for(dtype)
     return base if rtol is None else Tolerance(base.dtype, float(rtol), base.atol)
 
 
-def judged(actual, expected, tolerance: Tolerance, magnitude: float | None = None) -> Comparison:
+def _judged(actual, expected, tolerance: Tolerance, magnitude: float | None = None) -> Comparison:
     """compare() under the audit's tolerance (the dtype's, or the --rtol override)."""
     measured = compare(actual, expected, magnitude=magnitude)
     return Comparison(measured.max_abs_diff, measured.magnitude, tolerance)
@@ -292,7 +292,7 @@ def check_future_leakage(model, batch: dict, n_trials: int = 4, tolerance: Toler
                          seed: int = 0) -> Check:
     """Perturb one decoder input at a time (no decoder padding: every position is real). A change at s > t counts
     when it exceeds the tolerance of the logits' magnitude."""
-    tolerance = tolerance or audit_tolerance()
+    tolerance = tolerance or _audit_tolerance()
     magnitude = float(teacher_forced_logits(model, batch).abs().max())
     report = future_leakage(lambda ids: teacher_forced_logits(model, batch, ids), batch["decoder_input_ids"],
                             model.vocab_size, n_trials=n_trials, tolerance=tolerance.allowed(magnitude), seed=seed,
@@ -323,11 +323,11 @@ def loop_logits(model, batch: dict) -> torch.Tensor:
 @torch.no_grad()
 def check_one_pass_equals_loop(model, batch: dict, tolerance: Tolerance | None = None) -> Check:
     """One pass vs the loop over prefixes at the real positions, under the tolerance of the logits' magnitude."""
-    tolerance = tolerance or audit_tolerance()
+    tolerance = tolerance or _audit_tolerance()
     one_pass = teacher_forced_logits(model, batch, decoder_attention_mask=batch["decoder_attention_mask"])
     loop = loop_logits(model, batch)
     real = batch["decoder_attention_mask"].bool()
-    comparison = judged(one_pass[real], loop[real], tolerance)
+    comparison = _judged(one_pass[real], loop[real], tolerance)
     difference = (one_pass - loop).abs().amax(dim=-1).masked_fill(~real, 0.0)  # (B, T)
     per_position = difference.amax(dim=0).cpu()  # (T,)
     allowed = comparison.allowed
@@ -402,15 +402,15 @@ def check_loss_ignores_padding(model, batch: dict, tolerance: Tolerance | None =
     Every row already ends in -100, so the extra columns add decoder inputs that are padding and nothing else
     (appending to a full row would add its shifted <eos> as a new real input, which a leaky decoder would see).
     """
-    tolerance = tolerance or audit_tolerance()
+    tolerance = tolerance or _audit_tolerance()
     labels = F.pad(batch["labels"], (0, 1), value=IGNORE_INDEX)  # (B, T + 1)
     longer = F.pad(labels, (0, EXTRA_PADDING_COLUMNS), value=IGNORE_INDEX)  # (B, T + 1 + extra)
     loss = _scalar_loss(model.loss(batch["input_ids"], labels, attention_mask=batch["attention_mask"]), "loss")
     padded_loss = _scalar_loss(model.loss(batch["input_ids"], longer, attention_mask=batch["attention_mask"]), "loss")
-    comparison = judged(padded_loss, loss, tolerance)
+    comparison = _judged(padded_loss, loss, tolerance)
     candidates = loss_reductions(model, batch, labels)
     closest = min(candidates, key=lambda name: abs(candidates[name] - loss))
-    matches = judged(candidates[closest], loss, tolerance).same
+    matches = _judged(candidates[closest], loss, tolerance).same
     evidence = {"loss": loss, "loss_with_extra_padding": padded_loss, "extra_columns": EXTRA_PADDING_COLUMNS,
                 "abs_change": comparison.max_abs_diff, "reduction": closest if matches else "none matched",
                 "candidates": candidates, **comparison.evidence()}
@@ -434,7 +434,7 @@ def check_generated(sequences, model, batch_size: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def prefix_logits(model, batch: dict, decoder_input_ids: torch.Tensor) -> torch.Tensor:
+def _prefix_logits(model, batch: dict, decoder_input_ids: torch.Tensor) -> torch.Tensor:
     """The last position of a fresh call on each prefix decoder_input_ids[:, :t+1]: (B, T, V), float64."""
     return torch.stack([teacher_forced_logits(model, batch, decoder_input_ids[:, :end])[:, -1]
                         for end in range(1, decoder_input_ids.shape[1] + 1)], dim=1)
@@ -443,7 +443,7 @@ def prefix_logits(model, batch: dict, decoder_input_ids: torch.Tensor) -> torch.
 @torch.no_grad()
 def prefix_argmax(model, batch: dict, decoder_input_ids: torch.Tensor, constrained: bool = True) -> torch.Tensor:
     """Arg-max of the last position of a fresh call on each prefix, under the model's declared constraints: (B, T)."""
-    logits = prefix_logits(model, batch, decoder_input_ids)
+    logits = _prefix_logits(model, batch, decoder_input_ids)
     return (constrain_logits(model, decoder_input_ids, logits) if constrained else logits).argmax(dim=-1)
 
 
@@ -468,7 +468,7 @@ def check_greedy_matches_one_pass(model, batch: dict, max_new_tokens: int = 12) 
     one_pass_logits = teacher_forced_logits(model, batch, decoder_input_ids, torch.ones_like(decoder_input_ids))
     one_pass = constrain_logits(model, decoder_input_ids, one_pass_logits).argmax(dim=-1)  # (B, L-1)
     agree = (one_pass == targets) & valid
-    fresh = constrain_logits(model, decoder_input_ids, prefix_logits(model, batch, decoder_input_ids))
+    fresh = constrain_logits(model, decoder_input_ids, _prefix_logits(model, batch, decoder_input_ids))
     prefix_agree = (fresh.argmax(dim=-1) == targets) & valid
     total, matching = int(valid.sum()), int(agree.sum())
     evidence = {"generated_tokens": total, "matching": matching, "agreement": matching / total,
@@ -508,7 +508,7 @@ def check_padding_invariance(model, batch: dict, tolerance: Tolerance | None = N
                              extra: int = EXTRA_PADDING_COLUMNS) -> Check:
     """Extra right padding changes no real logit: `extra` more pad columns appended to the decoder inputs (mask 0)
     and, separately, to the source (attention_mask 0). Compared at the positions whose label is not -100."""
-    tolerance = tolerance or audit_tolerance()
+    tolerance = tolerance or _audit_tolerance()
     _, source_pad, _ = source_ids(model)
     real = batch["labels"] != IGNORE_INDEX
     decoder_mask = real.long()
@@ -518,8 +518,8 @@ def check_padding_invariance(model, batch: dict, tolerance: Tolerance | None = N
     source_padded = teacher_forced_logits(model, batch, decoder_attention_mask=decoder_mask,
                                           input_ids=F.pad(batch["input_ids"], (0, extra), value=source_pad),
                                           attention_mask=F.pad(batch["attention_mask"], (0, extra), value=0))
-    target = judged(target_padded[:, : base.shape[1]][real], base[real], tolerance)
-    source = judged(source_padded[real], base[real], tolerance)
+    target = _judged(target_padded[:, : base.shape[1]][real], base[real], tolerance)
+    source = _judged(source_padded[real], base[real], tolerance)
     worst = max(target, source, key=lambda c: c.ratio)
     ok = target.same and source.same
     detail = (f"+{extra} pad columns: target max |Δ| {target.max_abs_diff:.3g} {_relation(target)} "
@@ -535,7 +535,7 @@ def check_batched_equals_single(model, batch: dict, tolerance: Tolerance | None 
                                 max_new_tokens: int = 12) -> Check:
     """Each row alone (no padding at all) gives the logits it gets inside the padded batch, at its real positions;
     with `generate`, batched greedy decoding gives each row's one-at-a-time output (up to its first </s>)."""
-    tolerance = tolerance or audit_tolerance()
+    tolerance = tolerance or _audit_tolerance()
     lengths, source_lengths = _real_target_lengths(batch), batch["attention_mask"].sum(dim=1).tolist()
     real = batch["labels"] != IGNORE_INDEX
     batched = teacher_forced_logits(model, batch, decoder_attention_mask=real.long())
@@ -545,7 +545,7 @@ def check_batched_equals_single(model, batch: dict, tolerance: Tolerance | None 
         decoder_ids = batch["decoder_input_ids"][row : row + 1, :length]
         alone[row, :length] = teacher_forced_logits(model, batch, decoder_ids, input_ids=ids,
                                                     attention_mask=torch.ones_like(ids))[0]
-    comparison = judged(batched[real], alone[real], tolerance)
+    comparison = _judged(batched[real], alone[real], tolerance)
     evidence = {"rows": len(lengths), **comparison.evidence()}
     rows_differ = []
     if callable(getattr(model, "generate", None)):
@@ -576,7 +576,7 @@ def check_source_padding_side(model, batch: dict, tolerance: Tolerance | None = 
     """Left- vs right-padded source, same tokens and masks: do the decoder's real logits change? Informational
     (it does not decide the exit code): an encoder with absolute positions counted from the first column (the
     original Transformer, Marian) gives other logits for a left-padded source; relative positions (T5) do not."""
-    tolerance = tolerance or audit_tolerance()
+    tolerance = tolerance or _audit_tolerance()
     _, source_pad, _ = source_ids(model)
     input_ids, attention_mask = batch["input_ids"].clone(), batch["attention_mask"].clone()
     left_ids, left_mask = torch.full_like(input_ids, source_pad), torch.zeros_like(attention_mask)
@@ -587,7 +587,7 @@ def check_source_padding_side(model, batch: dict, tolerance: Tolerance | None = 
     right = teacher_forced_logits(model, batch, decoder_attention_mask=real.long())
     left = teacher_forced_logits(model, batch, decoder_attention_mask=real.long(), input_ids=left_ids,
                                  attention_mask=left_mask)
-    comparison = judged(left[real], right[real], tolerance)
+    comparison = _judged(left[real], right[real], tolerance)
     padded_rows = int((attention_mask == 0).any(dim=1).sum())
     verdict = "same" if comparison.same else "differ"
     detail = (f"left vs right source padding ({padded_rows} padded rows): max |Δ logits| "
@@ -628,7 +628,7 @@ def check_gradient_causality(model, batch: dict, tolerance: Tolerance | None = N
     looks up the decoder input ids), with utils.handwritten.leakage_audit.gradient_leakage; judged against the
     tolerance of the largest gradient on the past (s <= t). Skipped when no embedding lookup of the decoder ids is
     found (a model that is not an nn.Module, or embeds without nn.Embedding)."""
-    tolerance = tolerance or audit_tolerance()
+    tolerance = tolerance or _audit_tolerance()
     decoder_input_ids = batch["decoder_input_ids"]
     mask = torch.ones_like(decoder_input_ids)
     with torch.no_grad(), _decoder_embedding_output(model, decoder_input_ids) as captured:
@@ -675,7 +675,7 @@ def check_tgt_is_causal_hint(model, tolerance: Tolerance | None = None, seed: in
         return Check("tgt_is_causal_hint", SKIPPED, detail="not checked: the model does not use "
                                                            "torch.nn.TransformerDecoder")
     trap = torch_transformer_traps.tgt_is_causal_without_mask(seed=seed)
-    comparison = Comparison(trap["hint_only_future_change"], trap["magnitude"], tolerance or audit_tolerance())
+    comparison = Comparison(trap["hint_only_future_change"], trap["magnitude"], tolerance or _audit_tolerance())
     causal = comparison.same
     detail = (f"torch {torch.__version__}: tgt_is_causal=True without tgt_mask: a change at the last position moves "
               f"earlier outputs by {comparison.max_abs_diff:.3g} {_relation(comparison)} {comparison.allowed:.3g}: "
@@ -694,7 +694,7 @@ def check_encoder_fast_path(model, batch: dict, tolerance: Tolerance | None = No
     if not _uses(model, (torch.nn.TransformerEncoder, torch.nn.TransformerEncoderLayer)):
         return Check("encoder_fast_path", SKIPPED, detail="not checked: the model does not use "
                                                           "torch.nn.TransformerEncoder")
-    tolerance = tolerance or audit_tolerance()
+    tolerance = tolerance or _audit_tolerance()
     trap = torch_transformer_traps.encoder_fast_path_padding(seed=seed)
     real = batch["labels"] != IGNORE_INDEX
     with torch.no_grad(), warnings.catch_warnings():
@@ -702,7 +702,7 @@ def check_encoder_fast_path(model, batch: dict, tolerance: Tolerance | None = No
         fast = teacher_forced_logits(model, batch, decoder_attention_mask=real.long())
     with torch.enable_grad():
         slow = teacher_forced_logits(model, batch, decoder_attention_mask=real.long())
-    comparison = judged(fast[real], slow[real], tolerance)
+    comparison = _judged(fast[real], slow[real], tolerance)
     detail = (f"model logits, fast path (eval, no grad) vs not: max |Δ| {comparison.max_abs_diff:.3g} "
               f"{_relation(comparison)} {comparison.allowed:.3g}; torch {torch.__version__}'s fast path writes "
               f"{trap['fast_padded_max_abs']:.3g} at padded positions (slow path: {trap['slow_padded_max_abs']:.3g}), "
@@ -736,9 +736,9 @@ def run_audit(model, label: str = "model", batch_size: int = 2, source_length: i
     if unknown:
         raise ValueError(f"unknown checks {unknown}; known: {', '.join(CHECK_TITLES)}")
     try:
-        tolerance = audit_tolerance(logits_dtype(model, batch), rtol)
+        tolerance = _audit_tolerance(_logits_dtype(model, batch), rtol)
     except Exception:  # the checks report what is wrong with forward, one by one
-        tolerance = audit_tolerance(torch.float32, rtol)
+        tolerance = _audit_tolerance(torch.float32, rtol)
     runs = {
         "future_leakage": lambda: check_future_leakage(model, batch, n_trials, tolerance, seed),
         "one_pass_equals_loop": lambda: check_one_pass_equals_loop(model, batch, tolerance),
