@@ -240,7 +240,9 @@ def modules_without_all(modules: dict[str, str], imported: set[str]) -> list[str
             continue
         tree = ast.parse(modules[module])
         defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)}
-        defined |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+        targets = [t for n in tree.body if isinstance(n, ast.Assign) for t in n.targets]
+        targets += [e for t in targets if isinstance(t, ast.Tuple) for e in t.elts]  # `A, B = ...`
+        defined |= {t.id for t in targets if isinstance(t, ast.Name)}
         defined |= {n.target.id for n in tree.body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)}
         defined |= {(a.asname or a.name).split(".")[0] for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)
                     for a in n.names}
@@ -277,7 +279,7 @@ def test_every_module_others_import_has_all():
 
 def test_a_module_without_all_and_a_wrong_all_are_caught():
     modules = {"utils.workbench.a": "def f(): pass\n", "utils.workbench.b": "__all__ = ['g']\ndef f(): pass\n",
-               "utils.workbench.c": "from x import y\n__all__ = ['f', 'y']\ndef f(): pass\n",
+               "utils.workbench.c": "from x import y\nA, B = 1, 2\n__all__ = ['A', 'B', 'f', 'y']\ndef f(): pass\n",
                "utils.experiments.d": "from utils.workbench import a, b\nfrom utils.workbench.c import f\n"}
     imported = imported_modules(modules, modules | {"tests/test_x.py": "import utils.experiments.d"})
     assert imported == {"utils.workbench.a", "utils.workbench.b", "utils.workbench.c", "utils.experiments.d"}
