@@ -9,7 +9,7 @@ OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 # tiny models: one CPU thread is fastest and keeps numbers identical across machines (override from outside)
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: help venv run smoke test lint bench slides site sweep g2p-long verify clean
+.PHONY: help venv run smoke test lint bench slides site sweep g2p-long verify drift clean
 
 help: ## list the verbs
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -49,6 +49,26 @@ sweep: $(STAMP) ## notebook 04 over seeds x training-set sizes into reports/swee
 g2p-long: $(STAMP) ## notebook 10 (CMUdict) with a long budget: 5 seeds x 4000 steps, every test word, into reports/g2p-long/
 	$(OFFLINE) $(PY) -m utils.run 10 -p seeds 0,1,2,3,4 -p n_steps 4000 -p n_test 6000 -p n_beam 1000 \
 	    --kernel $(KERNEL) --out reports/g2p-long --no-html
+
+# make drift: transformers 4.x beside the main .venv (5.24), each in its own venv from requirements/drift-<v>.txt with
+# the same torch 2.13.0 CPU wheel (installed first; pinned again in the file so pip never pulls another torch).
+# A release that cannot be installed is named and skipped (the driver reports it; the others run). .venv is only read.
+DRIFT_VERSIONS := 4.46 4.57
+DRIFT_STAMPS := $(foreach v,$(DRIFT_VERSIONS),.venv-tf$(v)/.installed)
+
+.venv-tf%/.installed: requirements/drift-%.txt
+	@( set -e; test -x .venv-tf$*/bin/python || $(PYTHON) -m venv .venv-tf$*; \
+	  .venv-tf$*/bin/python -m pip install --quiet --upgrade pip; \
+	  .venv-tf$*/bin/python -m pip install --quiet torch==2.13.0; \
+	  .venv-tf$*/bin/python -m pip install --quiet -r requirements/drift-$*.txt; \
+	  touch $@ ) || echo "make drift: transformers $* could not be installed into .venv-tf$* from requirements/drift-$*.txt" >&2
+
+.venv-tf%/.installed:  # a release without a requirements file: named, skipped, the driver reports it
+	@echo "make drift: transformers $*: no requirements/drift-$*.txt to install .venv-tf$* from" >&2
+
+drift: $(DRIFT_STAMPS) ## HF behaviours on transformers 4.46 / 4.57 / 5.24 (extra venvs) -> data/drift/<version>.json
+	@test -x $(PY) || { echo "make drift: the main $(VENV) (transformers 5.24) is missing: run make venv first" >&2; exit 1; }
+	$(OFFLINE) $(PY) -m utils.drift --out-dir data/drift $(foreach v,$(DRIFT_VERSIONS),--venv $(v)=.venv-tf$(v))
 
 bench: $(STAMP) ## hand-written vs HF: greedy tokens/s and training step time -> reports/bench.json
 	$(OFFLINE) $(PY) -m utils.bench

@@ -45,6 +45,7 @@ experiments/   one module per notebook's experiment
     data_parallel       11: gloo processes on the CPU and what data parallelism does to the loss
     train_command       the training command (`python -m utils.train`), one process or many
     hf_defaults         12: HF's defaults measured, per family, config and call form
+    version_drift       13: HF's behaviours on transformers 4.46 / 4.57 / 5.24, one record per release
     real_translation    14: notebook 04's variants on real English -> German pairs, intervals over seeds
     bench               `make bench`: hand-written vs HF, same model and inputs
 
@@ -70,6 +71,6 @@ reporting/     what the reader sees: findings generated from claims, tables, the
     browser             headless Chromium through Playwright, for the browser tests
     verify              does a rerun reproduce the published reports? (`python -m utils.verify DIR`)
 
-The top-level modules (run, data, tokenizers, render, bench, audit_model, lint_batch, train, verify) only start
+The top-level modules (run, data, tokenizers, render, bench, audit_model, lint_batch, train, verify, drift) only start
 commands.
 """
