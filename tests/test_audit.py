@@ -433,3 +433,15 @@ def test_plot_allowed_one_mask_at_a_time():
     with pytest.raises(ValueError, match="one"):
         plot_allowed(torch.ones(1, 3, 3, dtype=torch.bool), ax, "batch")
     plt.close(fig)
+
+
+def test_plot_allowed_takes_a_mask_from_an_accelerator():
+    from utils.workbench.simulated_accelerator import SimulatedAccelerator
+
+    fig, ax = plt.subplots()
+    with SimulatedAccelerator():
+        on_device = torch.ones(3, 3, dtype=torch.bool).tril().to("cuda")
+        assert on_device.device.type == "cuda"
+        image = plot_allowed(on_device, ax, "causal on the device")  # moved to the host before numpy
+    assert image.get_array().shape == (3, 3)
+    plt.close(fig)

@@ -25,7 +25,7 @@ from utils.experiments.lm_objectives import (
     pack_sequences,
     perplexity,
     plot_attention,
-    prefix_consistency_gap,
+    prefix_consistency,
     random_spans_noise_mask,
     roberta_config,
     shifted_causal_lm_loss,
@@ -272,7 +272,7 @@ def test_shifted_causal_lm_loss_rejects_misaligned():
         shifted_causal_lm_loss(torch.zeros(2, 4, 5), torch.zeros(2, 3, dtype=torch.long))
 
 
-def test_prefix_consistency_gap():
+def test_prefix_consistency():
     embedding = torch.randn(20, 6, generator=torch.Generator().manual_seed(0))
     ids = torch.tensor([[1, 5, 7, 3, 9]])
 
@@ -282,8 +282,8 @@ def test_prefix_consistency_gap():
     def bidirectional(x):  # position t: the mean over the whole sequence
         return embedding[x].mean(dim=1, keepdim=True).expand(-1, x.shape[1], -1)
 
-    assert prefix_consistency_gap(causal, ids) < 1e-12
-    assert prefix_consistency_gap(bidirectional, ids) > 1e-3
+    assert prefix_consistency(causal, ids).same and prefix_consistency(causal, ids).max_abs_diff < 1e-12
+    assert prefix_consistency(bidirectional, ids).different
 
 
 # ---------------------------------------------------------------- masked LM

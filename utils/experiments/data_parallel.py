@@ -26,6 +26,7 @@ from utils.experiments.trainer_measurements import seq2seq_collator, token_mean_
 from utils.handwritten.teacher_forcing import masked_cross_entropy
 from utils.harness.paths import REPO_ROOT
 from utils.workbench.batching import pad_features
+from utils.workbench.tolerance import compare
 
 __all__ = [
     "TRAINER_SETTINGS", "command_arguments", "command_model_and_features", "flat_gradient", "main", "rank_reports",
@@ -244,8 +245,9 @@ def _trainer_step(out: Path, n_examples: int, seed: int, setting: str = "default
 
 def trainer_measurement(out: Path, setting: str, n_processes: int, n_examples: int, seed: int,
                         timeout: float = 300) -> dict:
-    """Run `_trainer_step` under torchrun and compare its update with three gradients computed here (relative
-    differences): the global token mean, the per-rank mean, and world_size x the per-rank mean."""
+    """Run `_trainer_step` under torchrun and compare its update with three gradients computed here: the global
+    token mean, the per-rank mean, and world_size x the per-rank mean (relative differences, and under
+    "comparisons" the evidence of `utils.workbench.tolerance.compare` for each)."""
     from utils.workbench.batching import tokenize_pairs
     from utils.workbench.data import load_pairs
     from utils.workbench.models import build_model, build_tokenizer
@@ -261,12 +263,15 @@ def trainer_measurement(out: Path, setting: str, n_processes: int, n_examples: i
     shards = [[features[i] for i in report["examples"][0]] for report in reports]
     reference = reference_gradients(model, shards, tokenizer.pad_token_id)
     gradient = -torch.load(out / "update.pt", weights_only=True)  # SGD, lr 1: update = -gradient
+    targets = {"vs_global": reference["global"], "vs_per_rank": reference["per_rank"],
+               "vs_world_size_times_per_rank": n_processes * reference["per_rank"]}
     return {"setting": setting, "average_tokens_across_devices": reports[0]["average_tokens_across_devices"],
             "model_accepts_loss_kwargs": reports[0]["model_accepts_loss_kwargs"],
             "rank_tokens": [sum(len(f["labels"]) for f in shard) for shard in shards],
             "vs_global": relative_difference(gradient, reference["global"]),
             "vs_per_rank": relative_difference(gradient, reference["per_rank"]),
-            "vs_world_size_times_per_rank": relative_difference(gradient, n_processes * reference["per_rank"])}
+            "vs_world_size_times_per_rank": relative_difference(gradient, n_processes * reference["per_rank"]),
+            "comparisons": {name: compare(gradient, target).evidence() for name, target in targets.items()}}
 
 
 # ---------------------------------------------------------------- the verdict, from the recorded claims

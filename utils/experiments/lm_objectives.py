@@ -1,7 +1,7 @@
 """The three pre-training objectives of notebook 06, written out by hand next to what Hugging Face does.
 
 - causal LM (GPT-2): `labels = input_ids`; the model shifts inside, logits[:, t] is scored against labels[:, t + 1]
-  -> `shifted_causal_lm_loss`, `prefix_consistency_gap`
+  -> `shifted_causal_lm_loss`, `prefix_consistency`
 - masked LM (BERT / RoBERTa): 15% of the tokens are selected, of which 80% become `<mask>`, 10% a random token,
   10% stay as they are; labels are -100 everywhere else -> `count_mlm_replacements`, `measure_mlm_replacements`,
   `dynamic_mlm_loss_fn`
@@ -25,6 +25,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, RobertaConfig, RobertaForM
 from utils.handwritten.teacher_forcing import IGNORE_INDEX, masked_cross_entropy
 from utils.workbench.device import to_device
 from utils.workbench.models import build_config
+from utils.workbench.tolerance import Comparison, compare
 
 # ---------------------------------------------------------------- tiny decoder-only and encoder-only models
 
@@ -72,15 +73,15 @@ def shifted_causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_in
 
 
 @torch.no_grad()
-def prefix_consistency_gap(logits_fn, input_ids: torch.Tensor) -> float:
-    """max |logits_fn(ids)[:, t] - logits_fn(ids[:, :t+1])[:, t]| over t: 0 when position t ignores the future.
+def prefix_consistency(logits_fn, input_ids: torch.Tensor) -> Comparison:
+    """One pass against prefix by prefix: logits_fn(ids)[:, t] vs logits_fn(ids[:, :t+1])[:, t] for every t, under
+    the tolerance model (`.same` when position t ignores the future, `.max_abs_diff` the largest gap).
 
     This is what makes one teacher-forced pass equal to running the model prefix by prefix, as at generation.
     """
-    full = logits_fn(input_ids).double()  # (B, T, V)
-    gaps = [(full[:, t] - logits_fn(input_ids[:, : t + 1]).double()[:, t]).abs().max() for t in
-            range(input_ids.shape[1])]
-    return float(torch.stack(gaps).max())
+    full = logits_fn(input_ids)  # (B, T, V)
+    steps = [logits_fn(input_ids[:, : t + 1])[:, t] for t in range(input_ids.shape[1])]  # T x (B, V)
+    return compare(torch.stack(steps, dim=1), full)  # (B, T, V) vs (B, T, V)
 
 
 # ---------------------------------------------------------------- masked LM
