@@ -77,3 +77,56 @@ def test_evidence_deck_and_pages_are_there_and_offline(site):
     for page in site.rglob("*.html"):
         assert remote_references(page.read_text(encoding="utf-8")) == [], page
     assert (site / "search" / "search_index.js").exists()  # the offline plugin: search from file://
+
+
+@pytest.fixture(scope="module")
+def fresh_site(tmp_path_factory):
+    """The site built over a FINDINGS.md generated now from the committed results (answers first)."""
+    from utils.harness.results import load_all_results
+    from utils.reporting.deck import build_deck
+    from utils.reporting.findings import (
+        failing_claims,
+        findings_markdown,
+        missing_claims,
+        sanity_claims,
+        sentence_records,
+    )
+    from utils.reporting.site import build_site
+
+    root = tmp_path_factory.mktemp("fresh-site")
+    reports = fixture_reports(root / "reports")
+    results = {k: v for k, v in load_all_results(REPORTS / "results").items() if k != "00_findings"}
+    records = sentence_records(results)
+    (reports / "FINDINGS.md").unlink()
+    (reports / "FINDINGS.md").write_text(findings_markdown(records, results, [], {
+        "claims": 0, "sanity": sanity_claims(results), "failing": failing_claims(results),
+        "missing": missing_claims(results), "audited": {}}), encoding="utf-8")
+    build_deck(reports, reports / "slides", pdf=False)
+    return build_site(reports, reports / "site", docs=root / "docs").parent
+
+
+def test_home_page_opens_with_the_answers_then_the_verdict_table(fresh_site):
+    home = (fresh_site / "index.html").read_text(encoding="utf-8")
+    headings = re.findall(r"<h2[^>]*>(.*?)<", home)
+    assert headings[:2] == ["Answers", "Verdict table"], headings
+    assert home.index("Is this what T5 does?") < home.index("<table")
+    assert "| claims |" not in home and "<th>claims</th>" not in home  # the claims go under the table
+    assert re.search(r'<a href="02_causal_mask\.html#cell-id=[\w-]+">02:one_pass_equals_loop_t5</a> ✓', home)
+
+
+def test_the_verdict_table_reads_at_1280_px_without_scrolling_sideways(fresh_site):
+    from utils.reporting.browser import chromium_missing, open_browser
+
+    if chromium_missing():
+        pytest.skip(chromium_missing())
+    with open_browser((1280, 800)) as context:
+        page = context.new_page()
+        page.goto((fresh_site / "index.html").resolve().as_uri())
+        sizes = page.evaluate("""() => [...document.querySelectorAll('article table')].map(table => {
+            const box = table.closest('.md-typeset__scrollwrap') || table.parentElement;
+            return {scroll: box.scrollWidth, client: box.clientWidth, table: table.scrollWidth,
+                    page: document.documentElement.scrollWidth};
+        })""")
+    assert sizes, "no table on the home page"
+    verdict = sizes[0]
+    assert verdict["scroll"] <= verdict["client"] + 1 and verdict["page"] <= 1280, sizes

@@ -1,7 +1,9 @@
 """The lab-meeting deck, generated from the findings records (not exported from a notebook).
 
-    title and the three questions · one slide per verdict row · the three answers · pitfalls · audit ·
-    scope and limits · how to rerun — speaker notes on every slide, 1280x720, and deck.pdf printed by Chromium.
+    title and the three questions · the three answers (verdict line and deciding number) · one slide per verdict
+    row · real data with its figure · pitfalls · HF's defaults · devices · audit · scope and limits · how to rerun —
+    speaker notes on every slide, 1280x720, and deck.pdf printed by Chromium. No slide body holds more than
+    `BODY_WORDS` words: what does not fit (the details of an answer, the rest of a sentence) is in the notes.
 
 reveal.js 5.2.0 comes from the pinned PyPI wheel `sphinx-revealjs==3.2.1` (it ships reveal.js's dist files):
 `pip download` fetches it once into build/vendor/ (sha256 checked) and the needed files are copied next to the
@@ -36,9 +38,10 @@ VENDOR_DIR = REPO_ROOT / "build" / "vendor"
 TEMPLATES_DIR = Path(__file__).parent / "templates" / "deck"
 DECK_TITLE = "Is “tinfer” training what T5 and the original Transformer do?"
 MAX_CLAIMS_SHOWN = 7
-ITEMS_PER_SLIDE = 3
+ITEMS_PER_SLIDE = 2
+BODY_WORDS = 60  # the most words a slide shows; the rest goes to the speaker notes
 
-__all__ = ["build_deck", "inline_markdown", "install_reveal", "plan_slides"]
+__all__ = ["BODY_WORDS", "build_deck", "fit_words", "inline_markdown", "install_reveal", "plan_slides", "word_count"]
 
 
 def install_reveal(vendor: Path = VENDOR_DIR) -> Path:
@@ -85,6 +88,32 @@ def inline_markdown(text: str) -> Markup:
     return Markup("".join(out))
 
 
+_SENTENCE_END = re.compile(r"(?<=[.;:])\s+(?=[A-Z`(])")
+
+
+def word_count(text: str) -> int:
+    """Words a reader sees in `text` (HTML tags and markup left out)."""
+    return len(re.sub(r"<[^>]+>", " ", str(text or "")).replace("`", "").split())
+
+
+def fit_words(text: str, limit: int) -> tuple[str, str]:
+    """(shown, rest): the leading sentences of `text` that fit in `limit` words (a first sentence longer than that is
+    cut, with an ellipsis), and what is left for the notes."""
+    sentences = [part for part in _SENTENCE_END.split(text or "") if part]
+    shown: list[str] = []
+    for sentence in sentences:
+        if word_count(" ".join([*shown, sentence])) > limit:
+            break
+        shown.append(sentence)
+    if not shown and sentences:
+        words = sentences[0].split()
+        cut = " ".join(words[:max(limit - 1, 1)])
+        if cut.count("`") % 2:  # never leave a code span open
+            cut = cut.rsplit("`", 1)[0].rstrip()
+        return cut + " …", text
+    return " ".join(shown), " ".join(sentences[len(shown):])
+
+
 def _label(claim: dict[str, Any]) -> str:
     return f"{claim['notebook'].split('_')[0]}:{claim['id']}"
 
@@ -93,11 +122,18 @@ def _status(claim: dict[str, Any]) -> str:
     return claim.get("status") or ("holds" if claim.get("holds") else "does not hold")
 
 
-def _claims_view(claims: list[dict[str, Any]]) -> dict[str, Any]:
+def _claims_view(claims: list[dict[str, Any]], budget: int = MAX_CLAIMS_SHOWN) -> dict[str, Any]:
+    """At most `budget` claim labels (failing ones first), the count of the rest, and how many do not hold."""
+    ordered = sorted(claims, key=lambda c: bool(c.get("holds")))
     shown = [{"label": _label(c), "holds": bool(c.get("holds")), "status": _status(c)}
-             for c in claims[:MAX_CLAIMS_SHOWN]]
-    return {"shown": shown, "more": len(claims) - len(shown),
+             for c in ordered[:max(0, min(budget, MAX_CLAIMS_SHOWN))]]
+    return {"shown": shown, "more": len(claims) - len(shown), "total": len(claims),
             "failing": sum(not c.get("holds") for c in claims)}
+
+
+def _claims_words(view: dict[str, Any]) -> int:
+    """Words the claim list shows: its heading, one per label (and a status), the "+ n more (notes)" line."""
+    return 2 + sum(1 + (0 if c["holds"] else word_count(c["status"])) for c in view["shown"]) + 4
 
 
 _NUMBER = re.compile(r"^\s*([-+−]?[\d.,]+\s*[%x×]?)\s*(.*)$")
@@ -147,19 +183,30 @@ def _claim_notes(claims: list[dict[str, Any]]) -> str:
                      for c in claims)
 
 
-def _verdict_slide(record: dict[str, Any], index: int, total: int, reports: Path) -> dict[str, Any]:
+def _verdict_slide(record: dict[str, Any], kicker: str, reports: Path, kind: str = "verdict") -> dict[str, Any]:
+    """A sentence with its numbers, figure and claims, in at most BODY_WORDS words (the rest in the notes)."""
     cells = record.get("cells") or {}
     figure = record.get("figure")
     if figure and not (reports / figure).exists():
         print(f"warning: {record['id']}: figure {figure} not found under {reports}", file=sys.stderr)
         figure = None
-    metrics = [view for view in map(_metric_view, record.get("metrics") or []) if view][:2]
+    headline, rest = fit_words(record["text"], BODY_WORDS // 2)
+    used = word_count(kicker) + word_count(headline)
+    metrics = []
+    for view in (view for view in map(_metric_view, record.get("metrics") or []) if view):
+        words = word_count(" ".join(view.values()))
+        if len(metrics) == 2 or used + words > BODY_WORDS - 6:
+            break
+        metrics.append(view)
+        used += words
+    claims = _claims_view(record["claims"], budget=BODY_WORDS - used - 6)
     wide = bool(figure) and _aspect(reports / figure) >= 1.7
-    return {"kind": "verdict", "id": record["id"], "kicker": f"Verdict {index} of {total} · {record['title']}",
-            "headline": _headline(record["text"]), "verdict_cell": cells.get("verdict", ""),
+    return {"kind": kind, "id": record["id"], "kicker": kicker,
+            "headline": _headline(headline), "verdict_cell": cells.get("verdict", ""),
             "established": record["established"], "metrics": metrics, "figure": figure, "wide": wide,
-            "claims": _claims_view(record["claims"]), "citations": record.get("citations") or [],
-            "notes": _notes(record.get("notes", ""), f"The sentence: {record['text']}",
+            "claims": claims, "citations": record.get("citations") or [],
+            "words": used + _claims_words(claims),
+            "notes": _notes(record.get("notes", ""), f"The sentence: {record['text']}" if rest else "",
                             "Backing claims:\n" + _claim_notes(record["claims"]),
                             "Cited, not evidence: " + "; ".join(record.get("citations") or []))}
 
@@ -169,15 +216,43 @@ def _chunks(records: list[dict[str, Any]], size: int = ITEMS_PER_SLIDE) -> list[
 
 
 def _list_slides(records: list[dict[str, Any]], heading: str, kind: str) -> list[dict[str, Any]]:
+    """ITEMS_PER_SLIDE sentences a slide, each cut to its share of BODY_WORDS; the whole sentences in the notes."""
     chunks = _chunks(records)
     slides = []
     for number, chunk in enumerate(chunks, 1):
         title = heading if len(chunks) == 1 else f"{heading} ({number}/{len(chunks)})"
-        items = [{"title": r["title"], "text": r["text"], "established": r["established"],
-                  "claims": _claims_view(r["claims"])} for r in chunk]
-        notes = _notes(*[f"{r['title']}: {r.get('notes') or r['text']}" for r in chunk],
+        share = (BODY_WORDS - word_count(title)) // len(chunk)
+        items = []
+        for r in chunk:
+            text, _ = fit_words(r["text"], share - word_count(r["title"]))
+            items.append({"title": r["title"], "text": text, "established": r["established"],
+                          "claims": _claims_view(r["claims"])})
+        notes = _notes(*[f"{r['title']}: {r['text']}" + (f" ({r['notes']})" if r.get("notes") else "")
+                         for r in chunk],
                        "Backing claims:\n" + _claim_notes([c for r in chunk for c in r["claims"]]))
-        slides.append({"kind": kind, "id": f"{kind}.{number}", "title": title, "entries": items, "notes": notes})
+        slides.append({"kind": kind, "id": f"{kind}.{number}", "title": title, "entries": items, "notes": notes,
+                       "words": word_count(title) + sum(word_count(i["title"]) + word_count(i["text"])
+                                                        for i in items)})
+    return slides
+
+
+def _answer_slides(answers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One slide per question: the verdict line with the number that decides it; the details in the notes."""
+    questions = list(dict.fromkeys(a["title"] for a in answers))  # an answer is several sentences
+    slides = []
+    for index, question in enumerate(questions, 1):
+        group = [a for a in answers if a["title"] == question]
+        kicker = f"Answer {index} of {len(questions)}"
+        verdict, rest = fit_words(group[0]["text"], BODY_WORDS - word_count(kicker) - word_count(question) - 8)
+        claims = list({(c["notebook"], c["id"]): c for a in group for c in a["claims"]}.values())
+        view = _claims_view(claims, budget=0)
+        details = " ".join([rest, *(a["text"] for a in group[1:])]).strip()
+        slides.append({"kind": "answer", "id": group[0]["id"].rsplit(".", 1)[0], "kicker": kicker, "title": question,
+                       "text": verdict, "established": all(a["established"] for a in group), "claims": view,
+                       "words": word_count(kicker) + word_count(question) + word_count(verdict) + 8,
+                       "notes": _notes(verdict, "Details: " + details if details else "",
+                                       *[a.get("notes", "") for a in group],
+                                       "Backing claims:\n" + _claim_notes(claims))})
     return slides
 
 
@@ -191,33 +266,32 @@ def plan_slides(sentences: list[dict[str, Any]], results: dict[str, dict[str, An
     """The slides, in order, as plain dicts the template renders (every one with speaker notes)."""
     answers = by_section(sentences, "answer")
     verdicts = by_section(sentences, "verdict")
+    real_data = by_section(sentences, "real_data")
     n_claims, n_hold = _claim_counts(results)
     questions = list(dict.fromkeys(a["title"] for a in answers))  # an answer is several sentences
     slides = [{"kind": "title", "id": "title", "title": DECK_TITLE, "questions": questions,
                "subtitle": f"Lab meeting · {len(results) - (FINDINGS in results)} executed notebooks · "
                            f"{n_hold} of {n_claims} recorded claims hold",
                "provenance": provenance,
+               "words": word_count(DECK_TITLE) + sum(map(word_count, questions)) + word_count(provenance) + 12,
                "notes": _notes("A researcher trained an encoder-decoder by feeding the whole right-shifted target "
                                "in one pass, with padding masks only, no loop and no per-step loss masking, and "
                                "decoded greedily. Three questions: " + " ".join(questions),
                                "Every sentence and number on these slides is generated from reports/results/*.json "
                                "by the findings notebook; a sentence whose backing claim fails says so.")}]
-    slides += [_verdict_slide(record, index, len(verdicts), reports) for index, record in enumerate(verdicts, 1)]
-    for index, question in enumerate(questions, 1):
-        group = [a for a in answers if a["title"] == question]
-        text = " ".join(a["text"] for a in group)
-        claims = list({(c["notebook"], c["id"]): c for a in group for c in a["claims"]}.values())
-        slides.append({"kind": "answer", "id": group[0]["id"].rsplit(".", 1)[0],
-                       "kicker": f"Answer {index} of {len(questions)}", "title": question, "text": text,
-                       "established": all(a["established"] for a in group), "claims": _claims_view(claims),
-                       "notes": _notes(*[a.get("notes", "") for a in group], text,
-                                       "Backing claims:\n" + _claim_notes(claims))})
+    slides += _answer_slides(answers)  # answers first, then the evidence
+    slides += [_verdict_slide(record, f"Verdict {index} of {len(verdicts)} · {record['title']}", reports)
+               for index, record in enumerate(verdicts, 1)]
+    with_figure = [r for r in real_data if r.get("figure")][:1]  # real data, with notebook 10's figure
+    slides += [_verdict_slide(record, f"Real data · {record['title']}", reports, kind="real_data")
+               for record in with_figure]
     slides += _list_slides(by_section(sentences, "pitfall"), "Pitfalls", "pitfall")
     slides += _list_slides(by_section(sentences, "hf_defaults"), "HF's defaults, measured", "hf_defaults")
     slides += _list_slides(by_section(sentences, "data_parallel"), "More than one device", "data_parallel")
     slides += _list_slides(by_section(sentences, "audit"), "Audit your own model", "audit")
-    slides += _list_slides(by_section(sentences, "scope") + by_section(sentences, "real_data"),
-                           "Scope and limits", "scope")
+    slides += _list_slides([r for r in real_data if r not in with_figure], "Real data and a pretrained model",
+                           "real_data_more")
+    slides += _list_slides(by_section(sentences, "scope"), "Scope and limits", "scope")
     slides += _list_slides(by_section(sentences, "rerun"), "How to rerun", "rerun")
     return slides
 

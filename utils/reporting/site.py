@@ -260,8 +260,10 @@ def write_docs(reports: Path, docs: Path, sentences: list[dict[str, Any]], deck:
         shutil.copytree(reports / "figures", docs / "figures")
     shutil.copytree(deck, docs / "slides")
     shutil.copytree(ASSETS_DIR, docs / "assets")
-    # the home page without the right-hand table of contents: the verdict table needs the width
-    (docs / "index.md").write_text("---\nhide:\n  - toc\n---\n\n" + _findings_page(reports, cells), encoding="utf-8")
+    # the home page (FINDINGS: the answers, then the verdict table) without the side bars: the table needs the
+    # width; extra.css wraps its cells so that it reads at 1280 px without horizontal scrolling
+    (docs / "index.md").write_text("---\nhide:\n  - navigation\n  - toc\n---\n\n" + _findings_page(reports, cells),
+                                   encoding="utf-8")
     (docs / "evidence.md").write_text(_evidence_page(sentences, cells), encoding="utf-8")
     (docs / "claims.md").write_text(_claims_page(reports, results, cells), encoding="utf-8")
     (docs / "deck.md").write_text(_deck_page((deck / "deck.pdf").exists()), encoding="utf-8")
