@@ -44,8 +44,44 @@ from utils.handwritten.tinfer import sinusoidal_positions
 from utils.workbench.models import build_config, check_model_name_or_path
 from utils.workbench.tolerance import Comparison, compare, tolerance_for
 
+__all__ = [
+    "DEFAULT_CLAIMS",
+    "HF_FAMILIES",
+    "SANITY_CELLS",
+    "TABLE_CLAIMS",
+    "TABLE_ROWS",
+    "attention_score_scale",
+    "bias_census",
+    "bucket_by_offset",
+    "build_library_default_model",
+    "check_family",
+    "checkpoint_family",
+    "decoder_causality",
+    "decoder_start",
+    "decoding_defaults",
+    "dropout_settings",
+    "embedding_scale",
+    "expected_cells",
+    "ffn_activation",
+    "forward",
+    "library_default_config",
+    "marian_layout",
+    "norm_placement",
+    "norm_subtracts_mean",
+    "norms_outside_layers",
+    "output_scale",
+    "position_information",
+    "query_key_init_ratio",
+    "relative_position_buckets",
+    "sinusoid_comparison",
+    "start_token_id",
+    "summarize",
+    "table_claims",
+    "vocab_tensors",
+]
+
 HF_FAMILIES = ("t5", "marian", "bart")
-ACTIVATIONS = {
+_ACTIVATIONS = {
     "relu": F.relu,
     "gelu": F.gelu,
     "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
@@ -98,7 +134,7 @@ def check_family(family: str) -> str:
 # ---------------------------------------------------------------- where things live in each family
 
 
-def first_encoder_layer(model, family: str) -> nn.Module:
+def _first_encoder_layer(model, family: str) -> nn.Module:
     if check_family(family) == "t5":
         return model.encoder.block[0]
     if family == "tinfer":
@@ -106,14 +142,14 @@ def first_encoder_layer(model, family: str) -> nn.Module:
     return model.model.encoder.layers[0]
 
 
-def first_self_attention(model, family: str) -> nn.Module:
-    layer = first_encoder_layer(model, family)
+def _first_self_attention(model, family: str) -> nn.Module:
+    layer = _first_encoder_layer(model, family)
     return layer.layer[0].SelfAttention if family == "t5" else layer.self_attn
 
 
-def ffn_projections(model, family: str) -> tuple[nn.Linear, nn.Linear]:
+def _ffn_projections(model, family: str) -> tuple[nn.Linear, nn.Linear]:
     """(into d_ff, out of d_ff) linear layers of the first encoder layer's feed-forward block."""
-    layer = first_encoder_layer(model, family)
+    layer = _first_encoder_layer(model, family)
     if family == "t5":
         dense = layer.layer[-1].DenseReluDense
         return dense.wi, dense.wo
@@ -122,7 +158,7 @@ def ffn_projections(model, family: str) -> tuple[nn.Linear, nn.Linear]:
     return layer.fc1, layer.fc2
 
 
-def final_decoder_module(model, family: str) -> nn.Module:
+def _final_decoder_module(model, family: str) -> nn.Module:
     """The module whose first output is the decoder state right before the output projection."""
     if check_family(family) == "t5":
         return model.decoder
@@ -131,11 +167,11 @@ def final_decoder_module(model, family: str) -> nn.Module:
     return model.model.decoder
 
 
-def d_model_of(model) -> int:
+def _d_model_of(model) -> int:
     return model.config.d_model
 
 
-def first_tensor(output) -> torch.Tensor:
+def _first_tensor(output) -> torch.Tensor:
     """A module's main output: the tensor itself, the first item of a tuple, or `last_hidden_state`."""
     if isinstance(output, torch.Tensor):
         return output
@@ -145,11 +181,11 @@ def first_tensor(output) -> torch.Tensor:
 
 
 @contextmanager
-def recording(modules: dict[str, nn.Module]):
+def _recording(modules: dict[str, nn.Module]):
     """Forward hooks that append (name, first positional input, main output) for every call, in call order."""
     calls: list[tuple[str, torch.Tensor, torch.Tensor]] = []
     handles = [module.register_forward_hook(lambda m, args, out, name=name: calls.append(
-        (name, args[0] if args else None, first_tensor(out)))) for name, module in modules.items()]
+        (name, args[0] if args else None, _first_tensor(out)))) for name, module in modules.items()]
     try:
         yield calls
     finally:
@@ -181,7 +217,7 @@ def marian_layout(table: torch.Tensor) -> torch.Tensor:
     return torch.cat([table[:, 0::2], table[:, 1::2]], dim=1)
 
 
-def relative_bias_modules(model) -> list[str]:
+def _relative_bias_modules(model) -> list[str]:
     return [name for name, m in model.named_modules() if isinstance(m, T5Attention) and m.has_relative_attention_bias]
 
 
@@ -190,8 +226,8 @@ def position_information(model, family: str) -> dict:
     if check_family(family) == "t5":
         absolute = [n for n, _ in model.named_modules() if "embed_positions" in n]
         buckets = model.config.relative_attention_num_buckets
-        return {"kind": "relative_bias" if relative_bias_modules(model) and not absolute else "unknown",
-                "bias_tables": relative_bias_modules(model), "absolute_tables": absolute, "num_buckets": buckets,
+        return {"kind": "relative_bias" if _relative_bias_modules(model) and not absolute else "unknown",
+                "bias_tables": _relative_bias_modules(model), "absolute_tables": absolute, "num_buckets": buckets,
                 "max_distance": model.config.relative_attention_max_distance}
     if family == "tinfer":
         table = model.positions.detach().cpu()  # (max_positions, d_model) on the host, beside the CPU formula
@@ -220,7 +256,7 @@ def sinusoid_comparison(table: torch.Tensor, formula: torch.Tensor) -> Compariso
 # ---------------------------------------------------------------- normalisation
 
 
-def is_norm(module: nn.Module) -> bool:
+def _is_norm(module: nn.Module) -> bool:
     return isinstance(module, nn.LayerNorm) or type(module).__name__.endswith(("LayerNorm", "RMSNorm"))
 
 
@@ -236,15 +272,15 @@ def norms_outside_layers(model) -> list[str]:
     """Norm modules of the stacks themselves (T5's final_layer_norm, BART's layernorm_embedding)."""
     layer_lists = [name for name, m in model.named_modules() if isinstance(m, nn.ModuleList)]
     return [name for name, m in model.named_modules()
-            if is_norm(m) and not any(name.startswith(prefix + ".") for prefix in layer_lists)]
+            if _is_norm(m) and not any(name.startswith(prefix + ".") for prefix in layer_lists)]
 
 
 def norm_placement(model, family: str, batch: dict[str, torch.Tensor]) -> dict:
     """Pre-LN when the first norm of a layer reads the layer's input, post-LN when the layer's output is
     the last norm's output (hooks on the first encoder layer during a forward pass)."""
-    layer = first_encoder_layer(model, family)
-    norms = {f"norm.{name}": m for name, m in layer.named_modules() if is_norm(m)}
-    with recording({"layer": layer, **norms}) as calls:
+    layer = _first_encoder_layer(model, family)
+    norms = {f"norm.{name}": m for name, m in layer.named_modules() if _is_norm(m)}
+    with _recording({"layer": layer, **norms}) as calls:
         forward(model, family, batch)
     layer_call = next(c for c in calls if c[0] == "layer")
     norm_calls = [c for c in calls if c[0].startswith("norm.")]
@@ -254,7 +290,7 @@ def norm_placement(model, family: str, batch: dict[str, torch.Tensor]) -> dict:
     norm = next(iter(norms.values()))
     return {"placement": placement, "norm_class": type(norm).__name__, "norms_per_layer": len(norms),
             "norms_outside_layers": norms_outside_layers(model),
-            "subtracts_mean": norm_subtracts_mean(norm, d_model_of(model)),
+            "subtracts_mean": norm_subtracts_mean(norm, _d_model_of(model)),
             "norm_has_bias": getattr(norm, "bias", None) is not None,
             "first_norm_reads_layer_input": reads_input, "layer_output_is_last_norm_output": writes_output}
 
@@ -269,7 +305,7 @@ def embedding_scale(model, family: str, input_ids: torch.Tensor) -> dict:
     TinferModel's encoder takes no embeddings, so there the decoder is probed (`decoder_inputs_embeds`
     are the already-scaled embeddings)."""
     model.eval()
-    d_model = d_model_of(model)
+    d_model = _d_model_of(model)
     table = model.get_input_embeddings().weight if family != "tinfer" else model.embed_tokens.weight
     encoder_states = model.encode(input_ids) if family == "tinfer" else None
 
@@ -288,11 +324,11 @@ def embedding_scale(model, family: str, input_ids: torch.Tensor) -> dict:
             "comparison": comparison.evidence()}
 
 
-def centred_rows(x: torch.Tensor) -> torch.Tensor:
+def _centred_rows(x: torch.Tensor) -> torch.Tensor:
     return x - x.mean(dim=-1, keepdim=True)
 
 
-def fitted_scale(y: torch.Tensor, x: torch.Tensor) -> tuple[float, float]:
+def _fitted_scale(y: torch.Tensor, x: torch.Tensor) -> tuple[float, float]:
     """Least-squares s in y ~ s * x, and the largest residual |y - s x|."""
     s = float((x * y).sum() / (x * x).sum())
     return s, float((y - s * x).abs().max())
@@ -301,17 +337,17 @@ def fitted_scale(y: torch.Tensor, x: torch.Tensor) -> tuple[float, float]:
 @torch.no_grad()
 def output_scale(model, family: str, batch: dict[str, torch.Tensor]) -> dict:
     """s in logits == s * (h @ E^T) + final_logits_bias, where h is the decoder's last hidden state."""
-    with recording({"final": final_decoder_module(model, family)}) as calls:
+    with _recording({"final": _final_decoder_module(model, family)}) as calls:
         logits = forward(model, family, batch).logits
     hidden = calls[-1][2]
     table = model.get_output_embeddings().weight if family != "tinfer" else model.embed_tokens.weight
     bias = getattr(model, "final_logits_bias", torch.zeros(1, device=logits.device))
-    s, residual = fitted_scale(logits - bias, hidden @ table.T)
-    return {"scale": s, "residual": residual, "d_model": d_model_of(model),
-            "inverse_sqrt_d_model": d_model_of(model) ** -0.5}
+    s, residual = _fitted_scale(logits - bias, hidden @ table.T)
+    return {"scale": s, "residual": residual, "d_model": _d_model_of(model),
+            "inverse_sqrt_d_model": _d_model_of(model) ** -0.5}
 
 
-def query_key(attention: nn.Module, family: str, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _query_key(attention: nn.Module, family: str, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Projected queries and keys split into heads: (B, H, T, d_head) each."""
     q_proj, k_proj = (attention.q, attention.k) if family == "t5" else (attention.q_proj, attention.k_proj)
     heads = attention.n_heads if family in ("t5", "tinfer") else attention.num_heads
@@ -325,9 +361,9 @@ def query_key(attention: nn.Module, family: str, hidden_states: torch.Tensor) ->
 def attention_score_scale(model, family: str, length: int = 6, seed: int = 0) -> dict:
     """Fit s in log softmax(s * q.k + position bias): the returned weights, centred per query row, against
     the centred raw dot products of the same module's projections."""
-    attention = first_self_attention(model, family).eval()
+    attention = _first_self_attention(model, family).eval()
     device = next(attention.parameters()).device
-    hidden_states = torch.randn(1, length, d_model_of(model), generator=torch.Generator().manual_seed(seed)).to(device)
+    hidden_states = torch.randn(1, length, _d_model_of(model), generator=torch.Generator().manual_seed(seed)).to(device)
     bias = torch.zeros((), device=device)
     if family == "t5":
         _, bias, weights = attention(hidden_states)  # bias: (1, H, T, T) relative-position bias
@@ -336,10 +372,10 @@ def attention_score_scale(model, family: str, length: int = 6, seed: int = 0) ->
         _, weights = attention(hidden_states, hidden_states, allowed)
     else:
         _, weights = attention(hidden_states)
-    q, k = query_key(attention, family, hidden_states)
+    q, k = _query_key(attention, family, hidden_states)
     raw = q @ k.transpose(-1, -2)  # (B, H, T, T)
     log_weights = weights.log() - bias  # = s * raw - logsumexp(row): centring each row removes the logsumexp
-    s, residual = fitted_scale(centred_rows(log_weights), centred_rows(raw))
+    s, residual = _fitted_scale(_centred_rows(log_weights), _centred_rows(raw))
     d_head = q.shape[-1]
     return {"scale": s, "residual": residual, "d_head": d_head, "inverse_sqrt_d_head": d_head**-0.5}
 
@@ -347,7 +383,7 @@ def attention_score_scale(model, family: str, length: int = 6, seed: int = 0) ->
 def query_key_init_ratio(model, family: str) -> dict:
     """std(W_q) / std(W_k) of the first self-attention: about 1/sqrt(d_head) for a freshly initialised T5, whose
     initialisation stands in for the missing 1/sqrt(d_k) score scaling; about 1 when both are drawn alike."""
-    attention = first_self_attention(model, family)
+    attention = _first_self_attention(model, family)
     q_proj, k_proj = (attention.q, attention.k) if family == "t5" else (attention.q_proj, attention.k_proj)
     ratio = float(q_proj.weight.detach().std() / k_proj.weight.detach().std())
     d_head = q_proj.out_features // (attention.n_heads if family in ("t5", "tinfer") else attention.num_heads)
@@ -374,14 +410,14 @@ def vocab_tensors(model, vocab_size: int) -> dict:
 def ffn_activation(model, family: str, batch: dict[str, torch.Tensor]) -> dict:
     """The activation between the FFN projections: compare the hooked input of the second projection
     with each candidate applied to the output of the first (eval mode: dropout is the identity)."""
-    into, out_of = ffn_projections(model, family)
-    with recording({"into": into, "out_of": out_of}) as calls:
+    into, out_of = _ffn_projections(model, family)
+    with _recording({"into": into, "out_of": out_of}) as calls:
         forward(model, family, batch)
     pre = next(c[2] for c in calls if c[0] == "into")
     post = next(c[1] for c in calls if c[0] == "out_of")
-    differences = {name: float((function(pre) - post).abs().max()) for name, function in ACTIVATIONS.items()}
+    differences = {name: float((function(pre) - post).abs().max()) for name, function in _ACTIVATIONS.items()}
     best = min(differences, key=differences.get)
-    comparison = compare(ACTIVATIONS[best](pre), post)
+    comparison = compare(_ACTIVATIONS[best](pre), post)
     return {"activation": best if comparison.same else "unknown", "max_abs_diff": differences,
             "d_ff": into.out_features, "comparison": comparison.evidence()}
 
@@ -390,19 +426,19 @@ def bias_census(model) -> dict:
     """Linear layers (the output projection left out: it is the tied embedding) and norms with a bias."""
     output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     linears = [m for m in model.modules() if isinstance(m, nn.Linear) and m is not output]
-    norms = [m for m in model.modules() if is_norm(m)]
+    norms = [m for m in model.modules() if _is_norm(m)]
     return {"linear_with_bias": sum(m.bias is not None for m in linears), "linear_total": len(linears),
             "norm_with_bias": sum(getattr(m, "bias", None) is not None for m in norms), "norm_total": len(norms)}
 
 
-DROPOUT_FIELDS = ("dropout", "dropout_rate", "attention_dropout", "activation_dropout")
+_DROPOUT_FIELDS = ("dropout", "dropout_rate", "attention_dropout", "activation_dropout")
 
 
 @torch.no_grad()
 def dropout_settings(model, family: str, batch: dict[str, torch.Tensor]) -> dict:
     """Config dropout values; max |logit difference| of two passes in train mode and in eval mode."""
     config = model.config
-    values = {name: getattr(config, name) for name in DROPOUT_FIELDS if hasattr(config, name)}
+    values = {name: getattr(config, name) for name in _DROPOUT_FIELDS if hasattr(config, name)}
     passes = {}
     for mode in ("train", "eval"):
         model.train(mode == "train")
@@ -469,7 +505,7 @@ def decoder_start(model, family: str, tokenizer, batch: dict[str, torch.Tensor])
             "first_token_of_generate": sorted(set(generated[:, 0].tolist()))}
 
 
-DECODING_FIELDS = ("num_beams", "do_sample", "max_length", "length_penalty", "early_stopping",
+_DECODING_FIELDS = ("num_beams", "do_sample", "max_length", "length_penalty", "early_stopping",
                    "forced_eos_token_id", "no_repeat_ngram_size")
 
 
@@ -481,7 +517,7 @@ def decoding_defaults(model) -> dict | None:
         return None
     defaults = config._get_default_generation_params()
     return {name: getattr(config, name) if getattr(config, name, None) is not None else defaults.get(name)
-            for name in DECODING_FIELDS}
+            for name in _DECODING_FIELDS}
 
 
 # ---------------------------------------------------------------- figure data
@@ -583,7 +619,7 @@ def _decoding(e: dict | None):
     return value, f"{value}, max_length {e['max_length']}{forced}"
 
 
-SUMMARIES = {
+_SUMMARIES = {
     "positions": _positions, "norm": _norm, "embedding_scale": _embedding_scale, "output_scale": _output_scale,
     "attention_scale": _attention_scale, "tied": _tied, "final_logits_bias": _final_logits_bias,
     "activation": lambda e: (e["activation"], e["activation"]), "biases": _biases, "dropout": _dropout,
@@ -593,9 +629,9 @@ SUMMARIES = {
 
 def summarize(row: str, evidence: dict | None):
     """(value compared by a claim, text of the table cell) for one measured row of one family."""
-    if row not in SUMMARIES:
-        raise ValueError(f"unknown row {row!r}; rows: {', '.join(SUMMARIES)}")
-    return SUMMARIES[row](evidence)
+    if row not in _SUMMARIES:
+        raise ValueError(f"unknown row {row!r}; rows: {', '.join(_SUMMARIES)}")
+    return _SUMMARIES[row](evidence)
 
 
 # ---------------------------------------------------------------- the table of notebook 08 and its claims

@@ -27,6 +27,35 @@ from utils.workbench.device import to_device
 from utils.workbench.models import build_config
 from utils.workbench.tolerance import Comparison, compare
 
+__all__ = [
+    "ReplacementCounts",
+    "SpanCorruptionCheck",
+    "build_causal_lm",
+    "build_masked_lm",
+    "check_span_corruption",
+    "count_mlm_replacements",
+    "count_spans",
+    "dynamic_mlm_loss_fn",
+    "gpt2_config",
+    "masked_lm_nll_by_replacement",
+    "measure_mlm_replacements",
+    "noise_span_counts",
+    "pack_sequences",
+    "perplexity",
+    "plot_attention",
+    "prefix_consistency",
+    "random_spans_noise_mask",
+    "roberta_config",
+    "shifted_causal_lm_loss",
+    "span_corrupt",
+    "span_corruption_features",
+    "span_uncorrupt",
+    "t5_sentinel_ids",
+    "token_weighted_nll",
+    "train_byte_level_bpe",
+    "vocab_size_study",
+]
+
 # ---------------------------------------------------------------- tiny decoder-only and encoder-only models
 
 
