@@ -194,7 +194,7 @@ def test_findings_open_with_the_three_answers_each_led_by_a_verdict_and_its_numb
     assert [b["question"] for b in blocks] == list(QUESTIONS)
     for block in blocks:
         assert block["verdict"].startswith("No: ") and "0.50 (95% interval 0.25–0.75)" in block["verdict"]
-        assert "Everything else" in block["verdict"] or "match" in block["verdict"]
+        assert "decoder is causal" in block["verdict"] and "The rest of the recipe matches" in block["verdict"]
         assert block["details"]
     markdown = findings_markdown(records, results, [], {"claims": 1, "sanity": [], "failing": [], "missing": [],
                                                         "audited": {}})

@@ -34,6 +34,7 @@ def test_committed_results_use_default_parameters(source):
 def test_findings_markdown_is_committed():
     text = (REPORTS / "FINDINGS.md").read_text(encoding="utf-8")
     assert "| topic |" in text and "Is this what T5 does?" in text
+    assert text.index("## Answers") < text.index("## Verdict table")  # the answers open the document
 
 
 def test_committed_findings_report_every_claim_that_does_not_hold():

@@ -215,8 +215,8 @@ ROWS = (
 ANSWERS = {
     QUESTIONS[0]: (
         Sentence("answer.t5.outcome", "answer",
-                 "No: T5's decoder is causal [Raffel et al. §3.2.1]; the researcher's is not. Everything else "
-                 "matches. " + DECIDING_TEXT,
+                 "No: T5's decoder is causal [Raffel et al. §3.2.1]; the researcher's is not. The rest of the "
+                 "recipe matches. " + DECIDING_TEXT,
                  claims=DECISIVE + (claim(NB08, "t5_decoder_is_causal", "the decoder mask of a built T5"),),
                  metrics=DECIDING, citations=("Raffel et al. 2020, §3.2.1",)),
         Sentence("answer.t5.same", "answer",
@@ -233,7 +233,8 @@ ANSWERS = {
     QUESTIONS[1]: (
         Sentence("answer.vaswani.outcome", "answer",
                  "No: the paper's decoder is causal [Vaswani et al. §3.2.3]; the researcher's is not. The rest of "
-                 "training matches, label smoothing apart. " + DECIDING_TEXT,
+                 "the recipe matches, except that the paper adds label smoothing and decodes with beam search. "
+                 + DECIDING_TEXT,
                  claims=DECISIVE, metrics=DECIDING, citations=("Vaswani et al. 2017, §3.2.3",)),
         Sentence("answer.vaswani.same", "answer",
                  "What matches: the decoder input (outputs offset by one position [Vaswani et al. §3.1]) and one "
@@ -252,7 +253,8 @@ ANSWERS = {
     ),
     QUESTIONS[2]: (
         Sentence("answer.hf.outcome", "answer",
-                 "No: HF's decoder is causal; the researcher's is not. Everything else matches. " + DECIDING_TEXT,
+                 "No: HF's decoder is causal; the researcher's is not. The rest of the recipe matches. "
+                 + DECIDING_TEXT,
                  claims=HF_CAUSAL + DECISIVE, metrics=DECIDING),
         Sentence("answer.hf.recipe", "answer",
                  "Called with `labels` only, HF's T5 and Marian shift the labels right themselves and build the "
