@@ -40,6 +40,14 @@ from utils.workbench import models
 from utils.workbench.device import to_device
 from utils.workbench.tolerance import compare
 
+__all__ = [
+    "ATTN_IMPLEMENTATIONS", "CALL_FORMS", "CHECKPOINTS", "CHECKPOINT_CONFIGS", "CHECKPOINT_GENERATION_CONFIGS",
+    "CONFIG_KINDS", "FAMILIES", "MODEL_CLASSES", "UNCONFIRMED",
+    "build_config", "build_hf_model", "build_matrix", "call_kwargs", "cell_text", "check_family", "decoder_is_causal",
+    "describe_allowed", "example_batch", "loss_reduction", "matrix_rows", "measure_call", "measure_family",
+    "measure_generation", "padding_only_4d_mask", "size_fields", "t5_v1_1_tie", "watch_decoder_calls",
+]
+
 FAMILIES = ("t5", "marian", "bart")
 CONFIG_KINDS = ("default", "checkpoint")
 ATTN_IMPLEMENTATIONS = ("eager", "sdpa")
@@ -143,7 +151,7 @@ def t5_v1_1_tie(size: str = "tiny", seed: int = 0) -> dict:
             "is_gated_act": getattr(config, "is_gated_act", None)}
 
 
-def config_id(config, name: str) -> int | None:
+def _config_id(config, name: str) -> int | None:
     """A special id of a config, None where the config has no such attribute (T5Config() has no start id)."""
     return getattr(config, name, None)
 
@@ -162,7 +170,7 @@ def example_batch(config, seed: int = 0, batch_size: int = 2, source_length: int
     labels[1, -3] = eos
     labels[1, -2:] = IGNORE_INDEX
     attention_mask = (input_ids != pad).long()
-    start = config_id(config, "decoder_start_token_id")
+    start = _config_id(config, "decoder_start_token_id")
     decoder_input_ids = shift_right(labels, pad if start is None else start, pad)
     decoder_attention_mask = torch.ones_like(labels)
     decoder_attention_mask[:, 1:] = (labels[:, :-1] != IGNORE_INDEX).long()
@@ -217,7 +225,7 @@ def watch_decoder_calls(model) -> Iterator[list[dict]]:
 
 
 @contextmanager
-def watch_self_attention_kernel(model) -> Iterator[list[dict]]:
+def _watch_self_attention_kernel(model) -> Iterator[list[dict]]:
     """Record the mask that reaches the attention computation inside each decoder self-attention module.
 
     eager: the module's mask argument is added to the scores as is (`is_causal` unused). sdpa: what
@@ -238,7 +246,7 @@ def watch_self_attention_kernel(model) -> Iterator[list[dict]]:
                             "is_causal": kernel["is_causal"]}})
 
 
-def allowed_from_record(record: dict, attn_implementation: str) -> torch.Tensor:
+def _allowed_from_record(record: dict, attn_implementation: str) -> torch.Tensor:
     """(B or 1, 1, T, T) boolean, True where the query may attend, from what the kernel received."""
     length = record["query_length"]
     if attn_implementation == "sdpa" and record["kernel"] is not None:
@@ -270,15 +278,15 @@ def describe_allowed(allowed: torch.Tensor, decoder_attention_mask: torch.Tensor
 # ---------------------------------------------------------------- measuring one cell
 
 
-def start_name(config, token_id: int) -> str:
+def _start_name(config, token_id: int) -> str:
     """Which special token an id is: "pad", "eos", "bos" (first match), else the id."""
     for name in ("pad", "eos", "bos"):
-        if config_id(config, f"{name}_token_id") == token_id:
+        if _config_id(config, f"{name}_token_id") == token_id:
             return f"{name}={token_id}"
     return str(token_id)
 
 
-def describe_decoder_inputs(decoder_input_ids: torch.Tensor | None, batch: dict, config, given: bool = False) -> str:
+def _describe_decoder_inputs(decoder_input_ids: torch.Tensor | None, batch: dict, config, given: bool = False) -> str:
     """What the decoder received, in terms of the batch: the given ids, a shift of labels or of input_ids."""
     if decoder_input_ids is None:
         return "none"
@@ -288,10 +296,10 @@ def describe_decoder_inputs(decoder_input_ids: torch.Tensor | None, batch: dict,
     pad = config.pad_token_id
     if decoder_input_ids.shape == batch["labels"].shape and torch.equal(
             decoder_input_ids, shift_right(batch["labels"], start, pad)):
-        return f"shift_right(labels), start {start_name(config, start)}"
+        return f"shift_right(labels), start {_start_name(config, start)}"
     if decoder_input_ids.shape == batch["input_ids"].shape and torch.equal(
             decoder_input_ids, shift_right(batch["input_ids"], start, pad)):
-        return f"shift_right(input_ids), start {start_name(config, start)}"
+        return f"shift_right(input_ids), start {_start_name(config, start)}"
     return "other"
 
 
@@ -307,11 +315,11 @@ def loss_reduction(loss: torch.Tensor | None, logits: torch.Tensor, labels: torc
     return "other"
 
 
-def error_text(error: Exception) -> str:
+def _error_text(error: Exception) -> str:
     return f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
 
 
-def decoder_padding(decoder_input_ids: torch.Tensor, batch: dict, pad_token_id: int) -> torch.Tensor:
+def _decoder_padding(decoder_input_ids: torch.Tensor, batch: dict, pad_token_id: int) -> torch.Tensor:
     """(B, T) 1 at real decoder inputs: from labels when the decoder got a shift of the labels, else `!= pad`."""
     if decoder_input_ids.shape == batch["labels"].shape:
         return batch["decoder_attention_mask"]
@@ -322,23 +330,23 @@ def decoder_padding(decoder_input_ids: torch.Tensor, batch: dict, pad_token_id: 
 def measure_call(model, form: str, batch: dict, attn_implementation: str) -> dict:
     """One cell: the model called in `form`; what it built, masked, cached and returned, or what it raised."""
     kwargs = call_kwargs(form, batch)
-    with watch_decoder_calls(model) as calls, watch_self_attention_kernel(model) as records:
+    with watch_decoder_calls(model) as calls, _watch_self_attention_kernel(model) as records:
         try:
             outputs = model(**kwargs)
         except Exception as error:  # the error is the measurement
-            return {"error": error_text(error)}
+            return {"error": _error_text(error)}
     decoder_input_ids = calls[0]["input_ids"]
     loss = loss_reduction(outputs.loss, outputs.logits, kwargs.get("labels"))
     batch = {name: tensor.cpu() for name, tensor in batch.items()}
-    padding = decoder_padding(decoder_input_ids, batch, model.config.pad_token_id)
-    return {"decoder_inputs": describe_decoder_inputs(decoder_input_ids, batch, model.config,
+    padding = _decoder_padding(decoder_input_ids, batch, model.config.pad_token_id)
+    return {"decoder_inputs": _describe_decoder_inputs(decoder_input_ids, batch, model.config,
                                                        given="decoder_input_ids" in kwargs),
-            **describe_allowed(allowed_from_record(records[0], attn_implementation), padding),
+            **describe_allowed(_allowed_from_record(records[0], attn_implementation), padding),
             "cache_returned": getattr(outputs, "cache", None) is not None, "loss": loss,
-            "kernel_got": kernel_summary(records[0], attn_implementation)}
+            "kernel_got": _kernel_summary(records[0], attn_implementation)}
 
 
-def kernel_summary(record: dict, attn_implementation: str) -> str:
+def _kernel_summary(record: dict, attn_implementation: str) -> str:
     """The form in which the mask reached the attention kernel."""
     if attn_implementation == "sdpa" and record["kernel"] is not None:
         mask, flag = record["kernel"]["mask"], record["kernel"]["is_causal"]
@@ -362,7 +370,7 @@ def decoder_is_causal(model, batch: dict, decoder_attention_mask: torch.Tensor |
 
 
 @contextmanager
-def counting_multinomial() -> Iterator[list[int]]:
+def _counting_multinomial() -> Iterator[list[int]]:
     """Count calls of `torch.multinomial` (what every sampling mode of `generate` draws tokens with)."""
     calls: list[int] = []
     original = torch.multinomial
@@ -379,16 +387,16 @@ def counting_multinomial() -> Iterator[list[int]]:
 
 
 @torch.no_grad()
-def generate_once(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, seed: int = 0) -> dict:
+def _generate_once(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, seed: int = 0) -> dict:
     """A bare `model.generate(input_ids, attention_mask)`: the sequences, the decoder batch size per step and
     the number of sampling draws."""
     torch.manual_seed(seed)
-    with watch_decoder_calls(model) as calls, counting_multinomial() as draws:
+    with watch_decoder_calls(model) as calls, _counting_multinomial() as draws:
         sequences = model.generate(input_ids=input_ids, attention_mask=attention_mask)
     return {"sequences": sequences, "batch_sizes": [call["batch_size"] for call in calls], "draws": len(draws)}
 
 
-def new_tokens_until_eos(sequences: torch.Tensor, eos_token_id: int) -> list[list[int]]:
+def _new_tokens_until_eos(sequences: torch.Tensor, eos_token_id: int) -> list[list[int]]:
     """Per row: the generated ids after the start token, up to and including the first eos."""
     rows = []
     for row in sequences[:, 1:].tolist():
@@ -400,17 +408,17 @@ def measure_generation(model, batch: dict, seed: int = 0) -> dict:
     """What a bare `generate()` on the first sentence does: beams (decoder batch / 1), sampling (torch.multinomial
     called?), the start id, the new tokens, a forced eos at the end, banned ids kept out — or the error raised."""
     try:
-        run = generate_once(model, batch["input_ids"][:1], batch["attention_mask"][:1], seed)
+        run = _generate_once(model, batch["input_ids"][:1], batch["attention_mask"][:1], seed)
     except Exception as error:  # the error is the measurement
-        return {"error": error_text(error)}
+        return {"error": _error_text(error)}
     config, generation = model.config, model.generation_config
     eos = generation.eos_token_id if generation.eos_token_id is not None else config.eos_token_id
     sequences = run["sequences"]
-    (row,) = new_tokens_until_eos(sequences.cpu(), eos)
+    (row,) = _new_tokens_until_eos(sequences.cpu(), eos)
     banned = {ids[0] for ids in (generation.bad_words_ids or []) if len(ids) == 1}
     return {
         "num_beams": run["batch_sizes"][0], "sampled": run["draws"] > 0,
-        "start": start_name(config, int(sequences[0, 0])),
+        "start": _start_name(config, int(sequences[0, 0])),
         "new_tokens": sequences.shape[1] - 1, "decoder_steps": len(run["batch_sizes"]),
         "first_eos_at": len(row) if row[-1] == eos else None,  # 1-based among the new tokens
         "banned_ids_generated": sorted(set(row) & banned) if banned else None,
