@@ -145,10 +145,10 @@ def test_load_records_orders_releases_and_refuses_a_foreign_file(tmp_path):
 
 
 def test_the_matrix_marks_the_rows_that_differ():
-    records = {"4.57": {"behaviours": {"as_target_tokenizer": {"value": "present"}}, "controls": {}},
-               "5.24": {"behaviours": {"as_target_tokenizer": {"value": "absent"}}, "controls": {}}}
+    records = {"4.57": {"behaviours": {"target_tokenizer_context": {"value": "present"}}, "controls": {}},
+               "5.24": {"behaviours": {"target_tokenizer_context": {"value": "absent"}}, "controls": {}}}
     rows = {row["id"]: row for row in matrix_rows(records)}
-    assert rows["as_target_tokenizer"]["differs"] and rows["as_target_tokenizer"]["5.24"] == "absent"
+    assert rows["target_tokenizer_context"]["differs"] and rows["target_tokenizer_context"]["5.24"] == "absent"
     assert not rows["shift_right_t5"]["differs"] and rows["shift_right_t5"]["4.57"] == "(not measured)"
 
 

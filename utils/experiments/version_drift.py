@@ -55,7 +55,7 @@ BEHAVIOURS = {
     "bare_generate_new_tokens": "new tokens of a bare generate() when eos never comes",
     "generation_setting_on_model_config": "num_beams=3 set on model.config after building, then generate()",
     "translation_pipeline": "pipeline('translation', model=T5, tokenizer=...) runs",
-    "as_target_tokenizer": "tokenizer.as_target_tokenizer() exists and runs",
+    "target_tokenizer_context": "tokenizer.as_target_tokenizer() (the labels context manager) exists and runs",
     "seq2seq_trainer_tokenizer_kwarg": "Seq2SeqTrainer(tokenizer=...) accepted",
     "constrained_beam_search": "generate(num_beams=2, force_words_ids=...) runs",
     "batched_generation_t5": "T5: greedy generate() on a padded batch == each source alone",
@@ -101,8 +101,8 @@ UPSTREAM = {
     "generation_setting_on_model_config": f"the 4.x warning became a ValueError "
                                           f"([PR #41695]({PR}41695), 'Delete generation params from model config')",
     "translation_pipeline": f"deprecated in [PR #41996]({PR}41996), deleted for v5 in [PR #43256]({PR}43256)",
-    "as_target_tokenizer": f"deprecated on 4.x ('will be removed in v5 of Transformers', the cited lines); gone with "
-                           f"the v5 tokenization rework ([RFC issue #40938]({ISSUE}40938))",
+    "target_tokenizer_context": f"deprecated on 4.x ('will be removed in v5 of Transformers', the cited lines); "
+                                f"gone with the v5 tokenization rework ([RFC issue #40938]({ISSUE}40938))",
     "seq2seq_trainer_tokenizer_kwarg": f"renamed `processing_class` with `@deprecate_kwarg(version='5.0.0')` in 4.46; "
                                        f"removed in [PR #41128]({PR}41128)",
     "constrained_beam_search": f"soft-deprecated in [PR #38406]({PR}38406); moved to the Hub repo "
@@ -152,7 +152,7 @@ SOURCE_PROBES = {
          r"deprecated strategy to control generation|not supported anymore\. Please use and modify"),
     ],
     "translation_pipeline": [("transformers.pipelines", r"\"translation\"")],
-    "as_target_tokenizer": [("transformers.tokenization_utils_base", r"def as_target_tokenizer")],
+    "target_tokenizer_context": [("transformers.tokenization_utils_base", r"def as_target_tokenizer")],
     "seq2seq_trainer_tokenizer_kwarg": [
         ("transformers.trainer", r"deprecate_kwarg\(\s*\"tokenizer\"|processing_class: \S")],
     "constrained_beam_search": [
@@ -423,7 +423,7 @@ def _translation_pipeline():
         return "absent", {"in_SUPPORTED_TASKS": "translation" in supported, "error": _error(exc)}
 
 
-def _as_target_tokenizer():
+def _target_tokenizer_context():
     tokenizer = _tokenizer()
     if not hasattr(tokenizer, "as_target_tokenizer"):
         return "absent", {}
