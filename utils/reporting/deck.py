@@ -193,7 +193,8 @@ def _verdict_slide(record: dict[str, Any], kicker: str, reports: Path, kind: str
     headline, rest = fit_words(record["text"], BODY_WORDS // 2)
     used = word_count(kicker) + word_count(headline)
     metrics = []
-    for view in (view for view in map(_metric_view, record.get("metrics") or []) if view):
+    quoted = sorted(record.get("metrics") or [], key=lambda m: m.get("interval") is None)  # measured numbers first
+    for view in (view for view in map(_metric_view, quoted) if view):
         words = word_count(" ".join(view.values()))
         if len(metrics) == 2 or used + words > BODY_WORDS - 6:
             break
@@ -283,7 +284,7 @@ def plan_slides(sentences: list[dict[str, Any]], results: dict[str, dict[str, An
     slides += [_verdict_slide(record, f"Verdict {index} of {len(verdicts)} · {record['title']}", reports)
                for index, record in enumerate(verdicts, 1)]
     with_figure = [r for r in real_data if r.get("figure")][:1]  # real data, with notebook 10's figure
-    slides += [_verdict_slide(record, f"Real data · {record['title']}", reports, kind="real_data")
+    slides += [_verdict_slide(record, record["title"] or "Real data", reports, kind="real_data")
                for record in with_figure]
     slides += _list_slides(by_section(sentences, "pitfall"), "Pitfalls", "pitfall")
     slides += _list_slides(by_section(sentences, "hf_defaults"), "HF's defaults, measured", "hf_defaults")
