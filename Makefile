@@ -41,7 +41,7 @@ SWEEP_SEEDS := 0 1 2
 SWEEP_SIZES := 1000 4000
 sweep: $(STAMP) ## notebook 04 over seeds x training-set sizes into reports/sweep/, then 04b aggregates
 	for n in $(SWEEP_SIZES); do for s in $(SWEEP_SEEDS); do \
-	  $(OFFLINE) $(PY) -m utils.run 04 -p seed $$s -p n_train $$n -p save_checkpoints false \
+	  $(OFFLINE) $(PY) -m utils.run 04 -p seeds $$s -p n_train $$n -p save_checkpoints false \
 	    --kernel $(KERNEL) --out reports/sweep/seed$${s}_n$${n} --no-html || exit 1; \
 	done; done
 	$(OFFLINE) $(PY) -m utils.run 04b --kernel $(KERNEL)

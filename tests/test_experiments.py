@@ -5,27 +5,22 @@ import torch
 from transformers import MarianConfig, MarianMTModel, T5Config, T5ForConditionalGeneration
 
 from utils.experiments.tinfer_training import (
-    VARIANTS,
     VERDICT,
-    build_variant,
-    check_variant,
+    TrainingSetup,
+    compare_gradients,
     decoder_positions_ratio,
     evaluate_greedy,
     find_sweep_results,
-    free_running_accuracy,
-    generated_ids,
-    load_checkpoint,
+    headline_figures,
     loss_gradients,
-    max_gradient_difference,
     next_position_attention,
     one_pass_loss,
-    run_row,
-    save_checkpoint,
+    restore_variant,
+    run_rows,
     seconds_per_batch,
     step_loop_loss,
     synthetic_batch,
-    teacher_forced_accuracy,
-    train_variant,
+    train_and_evaluate,
     training_flops,
     verdict_records,
 )
@@ -34,9 +29,20 @@ from utils.handwritten.tinfer import TinferConfig, TinferModel
 from utils.reporting.provenance import provenance_problems
 from utils.workbench.batching import pad_features
 from utils.workbench.tokenizers import load_tokenizer
+from utils.workbench.tolerance import compare
+from utils.workbench.variants import (
+    VARIANTS,
+    build_variant,
+    check_variant,
+    free_running_accuracy,
+    generated_ids,
+    load_checkpoint,
+    save_checkpoint,
+    teacher_forced_accuracy,
+    train_variant,
+)
 
 PAD, EOS, VOCAB = 0, 1, 20
-TOLERANCE = 1e-5  # float32 gradients of the same sums in a different order
 
 
 def tiny_tinfer(causal: bool = True, seed: int = 0) -> TinferModel:
@@ -86,10 +92,10 @@ def test_step_loop_loss_and_gradients_equal_one_pass_with_a_causal_decoder(make_
         batch["input_ids"] = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, VOCAB - 1)
     one_pass, one_pass_grads = loss_gradients(model, batch, one_pass_loss)
     step_loop, step_loop_grads = loss_gradients(model, batch, step_loop_loss)
-    assert step_loop == pytest.approx(one_pass, abs=TOLERANCE)
-    difference = max_gradient_difference(step_loop_grads, one_pass_grads)
-    assert difference["max_abs_diff"] < TOLERANCE
-    assert difference["max_abs_grad"] > 1e-3  # the comparison is not between two zero gradients
+    assert compare(step_loop, one_pass).same
+    gradients, _ = compare_gradients(step_loop_grads, one_pass_grads)
+    assert gradients.same
+    assert gradients.magnitude > 1e-3  # the comparison is not between two zero gradients
     assert all(p.grad is None for p in model.parameters())  # loss_gradients leaves no gradient behind
 
 
@@ -98,17 +104,20 @@ def test_step_loop_differs_from_one_pass_without_causal_mask():
     batch = padded_batch()
     one_pass, one_pass_grads = loss_gradients(model, batch, one_pass_loss)
     step_loop, step_loop_grads = loss_gradients(model, batch, step_loop_loss)
-    assert abs(step_loop - one_pass) > 1e-4
-    assert max_gradient_difference(step_loop_grads, one_pass_grads)["max_abs_diff"] > 1e-4
+    assert compare(step_loop, one_pass).different
+    assert compare_gradients(step_loop_grads, one_pass_grads)[0].different
 
 
-def test_max_gradient_difference_names_the_worst_parameter_and_refuses_mismatched_keys():
-    first = {"a": torch.zeros(2), "b": torch.tensor([1.0, -3.0])}
-    second = {"a": torch.tensor([0.5, 0.0]), "b": torch.tensor([1.0, -3.0])}
-    difference = max_gradient_difference(first, second)
-    assert difference == {"max_abs_diff": 0.5, "max_abs_grad": 3.0, "worst_parameter": "a"}
+def test_compare_gradients_uses_the_tolerance_model_and_names_the_worst_parameter():
+    expected = {"a": torch.zeros(2), "b": torch.tensor([1.0, -3.0])}
+    actual = {"a": torch.tensor([0.5, 0.0]), "b": torch.tensor([1.0, -3.0])}
+    comparison, worst = compare_gradients(actual, expected)
+    assert worst == "a" and comparison.max_abs_diff == 0.5 and comparison.magnitude == 3.0
+    assert comparison.different and not comparison.same  # 0.5 >> 100 x (1e-6 + 1e-5 x 3)
+    nearly = {"a": torch.tensor([1e-6, 0.0]), "b": torch.tensor([1.0, -3.0])}
+    assert compare_gradients(nearly, expected)[0].same  # 1e-6 <= 1e-6 + 3e-5
     with pytest.raises(ValueError, match="different parameters"):
-        max_gradient_difference(first, {"a": torch.zeros(2)})
+        compare_gradients(expected, {"a": torch.zeros(2)})
 
 
 def test_synthetic_batch_is_seeded_and_ends_in_eos():
@@ -254,7 +263,7 @@ def test_verdict_sentences_are_generated_from_their_claims():
     assert "04:step_loop_gradients_equal_one_pass missing" in records["nb04.loss"]["text"]
 
 
-def test_find_sweep_results_and_run_row(tmp_path):
+def test_find_sweep_results_and_run_rows(tmp_path):
     assert find_sweep_results("") == [] and find_sweep_results(tmp_path / "absent") == []
     for name in ("seed1_n100", "seed0_n100"):
         (tmp_path / name / "results").mkdir(parents=True)
@@ -263,6 +272,34 @@ def test_find_sweep_results_and_run_row(tmp_path):
     assert [p.parts[-3] for p in find_sweep_results(tmp_path)] == ["seed0_n100", "seed1_n100"]
     run = {"parameters": {"seed": 1, "n_train": 100}, "metrics": {"a": 0.5, "b": 2},
            "claims": {"x": {"holds": True}, "y": {"holds": False}}}
-    assert run_row(run, ["a"]) == {"seed": 1, "n_train": 100, "a": 0.5, "failing_claims": ["y"]}
+    assert run_rows(run, ["a"]) == [{"seed": 1, "n_train": 100, "a": 0.5, "failing_claims": ["y"]}]
     with pytest.raises(KeyError, match="no metrics"):
-        run_row(run, ["c"])
+        run_rows(run, ["c"])
+    seeded = {"parameters": {"seeds": [3, 4], "seed": 0, "n_train": 100},
+              "metrics": {"a": 0.5, "a_per_seed": [0.4, 0.6], "b": 2}, "claims": {}}
+    assert run_rows(seeded, ["a", "b"]) == [{"seed": 3, "n_train": 100, "a": 0.4, "b": 2, "failing_claims": []},
+                                           {"seed": 4, "n_train": 100, "a": 0.6, "b": 2, "failing_claims": []}]
+
+
+def test_train_and_evaluate_is_a_pure_job_and_restores_the_model_it_scored():
+    tokenizer = load_tokenizer("t5")
+    pairs = [("two", "zwei"), ("three", "drei"), ("four", "vier"), ("five", "fünf")]
+    rows = [{"input_ids": tokenizer(s).input_ids, "labels": tokenizer(text_target=t).input_ids} for s, t in pairs]
+    features = {"train": rows * 4, "validation": rows, "test": rows}
+    references = [t for _, t in pairs]
+    setup = TrainingSetup(n_steps=3, batch_size=4, warmup_steps=1, max_new_tokens=6)
+    first = train_and_evaluate("causal", 1, tokenizer, features, references, setup)
+    again = train_and_evaluate("causal", 1, tokenizer, features, references, setup)
+    other_seed = train_and_evaluate("causal", 2, tokenizer, features, references, setup)
+    assert all(torch.equal(first["state_dict"][k], again["state_dict"][k]) for k in first["state_dict"])
+    assert not all(torch.equal(first["state_dict"][k], other_seed["state_dict"][k]) for k in first["state_dict"])
+    assert all(t.device.type == "cpu" for t in first["state_dict"].values())
+    restored = restore_variant(first, tokenizer, setup, "cpu")
+    rescored = evaluate_greedy(restored, tokenizer, features["test"], references, max_new_tokens=6)
+    assert rescored.hypotheses == first["evaluation"].hypotheses and rescored.exact == first["evaluation"].exact
+    figures = headline_figures([first, other_seed], references, n_resamples=50)
+    assert figures["exact_match"]["per_seed"] == [first["evaluation"].scores["exact_match"],
+                                                  other_seed["evaluation"].scores["exact_match"]]
+    assert figures["chrf"]["per_seed"] == pytest.approx([first["evaluation"].scores["chrf"],
+                                                         other_seed["evaluation"].scores["chrf"]])
+    assert figures["exact_match"]["low"] <= figures["exact_match"]["mean"] <= figures["exact_match"]["high"]

@@ -65,18 +65,3 @@ def test_alternate_pronunciations_count_as_correct():
     long_or_short = [("T", "AH", "M", "EY", "T", "OW"), ("T", "AH", "M", "AA", "T", "OW")]
     assert word_errors(("T", "AH", "M", "AA", "T"), long_or_short) == (1, 1, 6)
     assert g2p_scores([("AY", "DH", "ER")], [either])["wer"] == 0.0
-
-
-def test_bootstrap_interval_is_seeded_and_brackets_the_mean():
-    import numpy as np
-
-    from utils.workbench.metrics import bootstrap_interval
-
-    values = np.array([0] * 70 + [1] * 30)
-    low, high = bootstrap_interval(lambda index: values[index].mean(), len(values), n_resamples=500, seed=3)
-    assert low < 0.3 < high and 0.15 < low and high < 0.45
-    assert (low, high) == bootstrap_interval(lambda index: values[index].mean(), len(values), n_resamples=500,
-                                             seed=3)
-    assert bootstrap_interval(lambda index: 0.5, 10, n_resamples=5) == (0.5, 0.5)
-    with pytest.raises(ValueError):
-        bootstrap_interval(lambda index: 0.0, 0)

@@ -6,8 +6,8 @@ the task, who wins at greedy decoding) are recorded but not asserted here; the s
 
 import math
 
-from utils.experiments.tinfer_training import VARIANTS
 from utils.harness.parameters import resolve_notebook
+from utils.workbench.variants import VARIANTS
 
 STRUCTURAL_CLAIMS = [
     "no_mask_model_leaks",
@@ -58,8 +58,16 @@ def test_04_tinfer_training_smoke(smoke_results, assert_claims_hold):
     for variant in VARIANTS:
         low, high = metrics[f"{variant}_greedy_exact_match_interval"]
         assert low <= metrics[f"{variant}_greedy_exact_match"] <= high
+        low, high = metrics[f"{variant}_greedy_chrf_interval"]
+        assert low <= metrics[f"{variant}_greedy_chrf"] <= high
+        seeds = results["parameters"]["seeds"]
+        assert len(metrics[f"{variant}_greedy_exact_match_per_seed"]) == len(seeds) == 2  # smoke: two seeds
+        assert metrics[f"{variant}_greedy_exact_match"] == sum(metrics[f"{variant}_greedy_exact_match_per_seed"]) / 2
+        assert metrics[f"{variant}_greedy_exact_match_interval_method"] in ("two-level bootstrap", "clopper-pearson")
     difference = metrics["exact_match_difference_causal_vs_no_mask"]
-    assert difference["low"] <= difference["difference"] <= difference["high"] and "chrf_p_value" in difference
+    assert difference["low"] <= difference["difference"] <= difference["high"] and difference["seeds"] == 2
+    gradients = results["claims"]["step_loop_gradients_equal_one_pass"]["evidence"][0]["gradients"]
+    assert gradients["ratio_to_allowed"] <= 1.0 and "float32" in gradients["tolerance"]  # the one tolerance model
     assert "wall_seconds" in results["timings"] and "step_loop_wall_slowdown" in results["timings"]
     assert results["parameters"]["save_checkpoints"] is False  # smoke runs never overwrite the real checkpoints
 
@@ -72,7 +80,7 @@ def test_04b_tinfer_sweep_smoke_without_a_sweep(smoke_results, assert_claims_hol
     assert_claims_hold(results, ["no_mask_model_leaks_in_every_run", "causal_model_does_not_leak_in_every_run",
                                  "step_loop_gradients_equal_one_pass_in_every_run"])
     n_train = str(smoke_results("04_tinfer_training")["parameters"]["n_train"])
-    assert metrics["seeds_per_training_size"] == {n_train: 1}
+    assert metrics["seeds_per_training_size"] == {n_train: 2}  # one row per seed of the run
 
 
 def test_number_prefix_04_resolves_to_the_training_notebook():

@@ -36,8 +36,23 @@ def test_07_metrics_are_scores_of_both_families(smoke_results):
     for family in ("t5", "marian"):
         for kind in ("number", "date"):
             assert 0.0 <= metrics[f"{family}_exact_match_{kind}"] <= 1.0, (family, kind)
-        for name in ("bleu_under_4_tokens", "bleu_4plus_tokens"):
+        for name in ("bleu_under_4_tokens", "bleu_4plus_tokens", "bleu_all_pairs", "bleu_without_short_outputs"):
             assert 0.0 <= metrics[f"{family}_{name}"] <= 100.0, (family, name)
+        assert metrics[f"{family}_bleu_without_short_outputs"] == metrics[f"{family}_bleu_4plus_tokens"]
+
+
+def test_07_headline_scores_are_seed_means_with_intervals(smoke_results):
+    results = smoke_results("07_translation_recipe")
+    metrics, seeds = results["metrics"], results["parameters"]["seeds"]
+    assert seeds == [0, 1]  # smoke: two seeds, so the seed level of the bootstrap is exercised
+    for family in ("t5", "marian"):
+        for name in ("exact_match", "chrf"):
+            per_seed = metrics[f"{family}_{name}_per_seed"]
+            assert len(per_seed) == len(seeds) and metrics[f"{family}_{name}"] == sum(per_seed) / len(per_seed)
+            low, high = metrics[f"{family}_{name}_interval"]
+            assert low <= metrics[f"{family}_{name}"] <= high
+            assert metrics[f"{family}_{name}_interval_method"] in ("two-level bootstrap", "clopper-pearson")
+    assert "short_outputs_enter_corpus_bleu" in results["claims"]
 
 
 def test_07_loss_evidence_is_three_equal_numbers(smoke_results):
@@ -46,3 +61,6 @@ def test_07_loss_evidence_is_three_equal_numbers(smoke_results):
         losses = evidence[family]
         assert losses["label_tokens"] > 0
         assert abs(losses["trainer_compute_loss"] - losses["masked_cross_entropy"]) <= 1e-5
+        for name in ("trainer_compute_loss", "masked_cross_entropy"):  # the one tolerance model, recorded
+            assert losses[f"{name}_vs_model_loss"]["ratio_to_allowed"] <= 1.0
+            assert "float32" in losses[f"{name}_vs_model_loss"]["tolerance"]

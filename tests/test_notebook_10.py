@@ -33,3 +33,9 @@ def test_10_tinfer_real_data_smoke(smoke_results, assert_claims_hold):
     assert 0.1 < metrics["g2p_en_greedy_wer"] < 0.5 and 0.0 < metrics["g2p_en_greedy_per"] < 0.2
     assert 0.7e6 < metrics["g2p_en_parameters"] < 0.9e6
     assert "wall_seconds" in results["timings"] and "jobs_wall_seconds" in results["timings"]
+    for claim_id in ("g2p_en_passes_the_audit", "g2p_en_model_does_not_leak"):  # a GRU cannot leak: sanity only
+        assert results["claims"][claim_id]["sanity"] is True, claim_id
+    for variant in ("no_mask", "causal", "t5", "marian"):  # seed means, one value per seed, the interval's method
+        assert len(metrics[f"{variant}_greedy_wer_per_seed"]) == len(results["parameters"]["seeds"])
+        assert metrics[f"{variant}_greedy_wer_interval_method"] in ("two-level bootstrap", "clopper-pearson")
+    assert set(metrics["no_mask_greedy_wer_difference"]) == {"causal", "t5", "marian"}

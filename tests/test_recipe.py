@@ -129,7 +129,7 @@ def test_build_trainer_uses_processing_class_and_seq2seq_collator(trainer, t5_to
 
 
 def test_training_losses_reads_the_log(trainer):
-    steps, losses = recipe.training_losses(trainer)
+    steps, losses = recipe.training_losses(trainer.state.log_history)
     assert steps == [2, 4] and len(losses) == 2 and all(np.isfinite(losses))
 
 
@@ -191,3 +191,23 @@ def test_generation_lengths_counts_cut_and_eos_less_outputs():
     found = recipe.generation_lengths(ids, pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, max_length=5)
     assert found == {"outputs": 3, "longest_output_tokens": 4, "without_eos": 1, "at_the_length_limit": 2,
                      "max_length": 5}
+
+
+def test_linear_schedule_lr_warms_up_then_decays_to_zero():
+    assert recipe.linear_schedule_lr(0, 1000, 50, 3e-3) == 0.0
+    assert recipe.linear_schedule_lr(25, 1000, 50, 3e-3) == pytest.approx(1.5e-3)
+    assert recipe.linear_schedule_lr(50, 1000, 50, 3e-3) == pytest.approx(3e-3)
+    assert recipe.linear_schedule_lr(500, 600, 50, 3e-3) < recipe.linear_schedule_lr(500, 1000, 50, 3e-3)
+    assert recipe.linear_schedule_lr(1000, 1000, 50, 3e-3) == 0.0
+
+
+def test_bleu_with_and_without_short_outputs_differ_through_unigrams_and_length():
+    references = ["10. Juli 1967", "3. März 2001", "zwei", "drei"]
+    perfect = recipe.bleu_with_and_without(references, references)
+    assert perfect["bleu_all_pairs"] == pytest.approx(100.0) and perfect["short_pairs"] == 2
+    wrong_numbers = recipe.bleu_with_and_without(["10. Juli 1967", "3. März 2001", "vier", "fünf"], references)
+    assert wrong_numbers["bleu_without_short_outputs"] == pytest.approx(100.0)  # the dates alone are perfect
+    assert wrong_numbers["bleu_all_pairs"] < 100.0  # wrong one-word outputs still lower the unigram precision
+    assert wrong_numbers["counts_all"][3] == wrong_numbers["counts_without_short"][3]  # and add no 4-gram
+    with pytest.raises(ValueError):
+        recipe.bleu_with_and_without(["zwei"], ["zwei"])

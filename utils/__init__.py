@@ -16,9 +16,11 @@ workbench/     what experiments are built from
     models              model builders: tiny HF T5 / Marian / BART from configs, and tinfer
     batching            text pairs to padded tensors, as DataCollatorForSeq2Seq pads them
     training            the one training loop every variant uses
+    variants            the trained variants of 04 (no mask, causal, T5, Marian): build, train, checkpoints
+    jobs                (variant, seed) jobs side by side: worker processes on CPUs, in-process on a GPU
     distributed         data parallelism and the loss: global token normalisation across ranks
     metrics             exact match, chrF, BLEU, word and phoneme error rates
-    uncertainty         bootstrap intervals, paired differences, spread over seeds
+    uncertainty         the one bootstrap: seeds then test items, paired differences; exact intervals at 0/n
     device              device="auto" and to_device(batch, device)
     simulated_accelerator  a CPU stand-in for CUDA that refuses what CUDA refuses (TINFER_SIMULATE_CUDA=1)
     tolerance           one tolerance model for every closeness claim: atol + rtol x magnitude, by dtype
@@ -31,7 +33,7 @@ workbench/     what experiments are built from
 
 experiments/   one module per notebook's experiment
     trainer_measurements 03: what Seq2SeqTrainer does to the loss and the update
-    tinfer_training     04 (and 04b): the researcher's setup against a causal mask, HF T5 and Marian
+    tinfer_training     04 (and 04b): the step loop, one (variant, seed) job, figures over seeds, the verdict
     lm_objectives       06: causal LM, masked LM and T5 span corruption by hand
     recipe              07: HF's translation recipe on transformers 5.x
     architecture        08: architectures read off built models

@@ -107,9 +107,9 @@ def train_run(out: str | Path, n_processes: int, options: dict, timeout: float =
 
 def command_model_and_features(options: dict):
     """The command's freshly initialised model (its seed and size, dropout 0), tokenizer and training features."""
-    from utils.experiments.tinfer_training import VARIANT_FAMILY, build_variant
     from utils.experiments.train_command import TASKS, build_parser
     from utils.workbench.models import build_tokenizer
+    from utils.workbench.variants import VARIANT_FAMILY, build_variant
 
     config = vars(build_parser().parse_args(command_arguments(options)))
     tokenizer = build_tokenizer(VARIANT_FAMILY[config["variant"]])

@@ -3,18 +3,16 @@
 One *job* is one variant (`no_mask`, `causal`, `t5`, `marian`, as in notebook 04) and one seed: build the model,
 train it, then on the test words decode greedily (the researcher's procedure) and with the hand-written beam search,
 score word and phoneme error rates, measure teacher-forced vs free-running token accuracy and run the
-future-leakage audit. `run_jobs` runs jobs in worker processes (`spawn`, one torch thread each), so the notebook
-trains two variants at once on a 2-core machine; a job depends only on its own seed and settings, so the numbers
-do not depend on which worker ran it. `run_g2p_en_job` does the same evaluation for the pretrained g2p-en model and
+future-leakage audit. `utils.workbench.jobs.run_jobs` runs jobs in worker processes (`spawn`, one torch thread
+each), so the notebook trains two variants at once on a 2-core machine, or one after another in this process on a
+GPU (`G2PSetup.device`); a job depends only on its own seed and settings, so the numbers do not depend on which
+worker ran it. `run_g2p_en_job` does the same evaluation for the pretrained g2p-en model and
 compares its torch port with the package's own numpy decoding.
 """
 
-import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
-from multiprocessing import get_context
 
 import numpy as np
 import torch
@@ -28,7 +26,18 @@ from utils.experiments.g2p_en_model import (
     encode_words,
     package_predictor,
 )
-from utils.experiments.tinfer_training import (
+from utils.handwritten.decoding import beam_search, greedy_decode
+from utils.handwritten.leakage_audit import future_leakage, seq2seq_logits_fn
+from utils.handwritten.seq2seq import special_token_ids
+from utils.workbench.batching import make_batches, pad_features
+from utils.workbench.cmudict import Dictionary, G2PVocab, load_cmudict, split_words, strip_stress
+from utils.workbench.device import to_device
+from utils.workbench.metrics import g2p_scores
+from utils.workbench.models import count_parameters
+from utils.workbench.reproducibility import set_seed
+from utils.workbench.training import evaluate_loss
+from utils.workbench.uncertainty import paired_two_level_difference, two_level_bootstrap
+from utils.workbench.variants import (
     VARIANTS,
     decoder_input_ids_from_labels,
     free_running_accuracy,
@@ -36,18 +45,9 @@ from utils.experiments.tinfer_training import (
     teacher_forced_accuracy,
     train_variant,
 )
-from utils.handwritten.decoding import beam_search, greedy_decode
-from utils.handwritten.leakage_audit import future_leakage, seq2seq_logits_fn
-from utils.handwritten.seq2seq import special_token_ids
-from utils.workbench.batching import make_batches, pad_features
-from utils.workbench.cmudict import Dictionary, G2PVocab, load_cmudict, split_words, strip_stress
-from utils.workbench.metrics import bootstrap_interval, g2p_scores
-from utils.workbench.models import count_parameters
-from utils.workbench.reproducibility import set_seed
-from utils.workbench.training import evaluate_loss
 
-__all__ = ["G2PData", "G2PSetup", "Job", "VARIANTS", "load_g2p_data", "run_g2p_en_job", "run_job", "run_jobs",
-           "seed_summary"]
+__all__ = ["G2PData", "G2PSetup", "Job", "load_g2p_data", "paired_word_error_difference", "run_g2p_en_job",
+           "run_job", "seed_summary"]
 
 DECODE_BATCH = 250
 
@@ -73,6 +73,7 @@ class G2PSetup:
     split_seed: int = 0
     validation_fraction: float = 0.05
     test_fraction: float = 0.05
+    device: str = "cpu"  # where the variants train and decode (g2p-en stays on the CPU, beside its numpy twin)
 
 
 @dataclass(frozen=True)
@@ -116,9 +117,11 @@ def data_for(setup: G2PSetup) -> G2PData:
 @torch.no_grad()
 def decode_features(model, vocab: G2PVocab, features, max_new_tokens: int, num_beams: int = 1):
     """Greedy (`num_beams=1`) or beam-search outputs as phoneme tuples, and with greedy the teacher-forced and
-    free-running token accuracies (correct, total) of the same words."""
+    free-running token accuracies (correct, total) of the same words; batches go to the model's device."""
     hypotheses, teacher_forced, free_running = [], [0, 0], [0, 0]
+    device = next(model.parameters()).device
     for batch in make_batches(features, DECODE_BATCH, vocab.pad_token_id):
+        batch = to_device(batch, device)
         if num_beams == 1:
             sequences = greedy_decode(model, batch["input_ids"], batch["attention_mask"],
                                       max_new_tokens=max_new_tokens)
@@ -157,14 +160,15 @@ def run_job(job: Job) -> dict:
     set_seed(job.seed)
     start = time.perf_counter()
     model, history = train_variant(job.variant, data.vocab, data.features["train"], setup.n_steps, size=setup.size,
-                                   seed=job.seed, dropout=setup.dropout, device="cpu", batch_size=setup.batch_size,
-                                   lr=setup.lr, warmup_steps=setup.warmup_steps, progress=False)
+                                   seed=job.seed, dropout=setup.dropout, device=setup.device,
+                                   batch_size=setup.batch_size, lr=setup.lr, warmup_steps=setup.warmup_steps,
+                                   progress=False)
     train_seconds = time.perf_counter() - start
     model.eval()
     result = {"variant": job.variant, "seed": job.seed, "parameters": count_parameters(model),
               "train_loss": history.final_loss(),
               "validation_loss": evaluate_loss(model, data.features["validation"], data.vocab.pad_token_id,
-                                               batch_size=DECODE_BATCH)}
+                                               batch_size=DECODE_BATCH, device=setup.device)}
     start = time.perf_counter()
     hypotheses, teacher_forced, free_running = decode_features(model, data.vocab, data.features["test"],
                                                                setup.max_new_tokens)
@@ -178,7 +182,8 @@ def run_job(job: Job) -> dict:
                                  num_beams=setup.num_beams)
     result |= _scores("beam", beam, data.references["test"][: setup.n_beam])
     beam_seconds = time.perf_counter() - start
-    batch = pad_features(data.features["validation"][: setup.audit_examples], data.vocab.pad_token_id)
+    batch = to_device(pad_features(data.features["validation"][: setup.audit_examples], data.vocab.pad_token_id),
+                      setup.device)
     result["leakage"] = leakage_of(model, batch, len(data.vocab), setup.audit_trials, job.seed)
     result["timings"] = {"train_seconds": train_seconds, "seconds_per_step": train_seconds / setup.n_steps,
                          "greedy_seconds": greedy_seconds, "beam_seconds": beam_seconds}
@@ -265,35 +270,7 @@ def run_g2p_en_job(setup: G2PSetup, n_parity: int = 300, max_new_tokens: int = 2
     return result
 
 
-# --- running jobs in worker processes -------------------------------------------------------------------------
-
-
-def _worker_init() -> None:
-    os.environ["OMP_NUM_THREADS"] = "1"
-    torch.set_num_threads(1)
-
-
-def _call(task):
-    function, arguments = task
-    return function(*arguments)
-
-
-def run_jobs(tasks: list[tuple], n_workers: int = 2) -> list:
-    """[(function, args), ...] -> their results, in order; in `n_workers` spawned processes (1: in this process).
-
-    Each worker runs one job at a time with one torch thread; a job's result depends on its arguments only."""
-    if n_workers < 1:
-        raise ValueError(f"n_workers must be >= 1, got {n_workers}")
-    if n_workers == 1:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return [_call(task) for task in tasks]
-        finally:
-            torch.set_num_threads(threads)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")  # the children read it when they import torch
-    with ProcessPoolExecutor(n_workers, mp_context=get_context("spawn"), initializer=_worker_init) as pool:
-        return list(pool.map(_call, tasks))
+# --- the jobs of a run ------------------------------------------------------------------------------------
 
 
 def job_tasks(variants, seeds, setup: G2PSetup) -> list[tuple]:
@@ -306,21 +283,34 @@ def job_tasks(variants, seeds, setup: G2PSetup) -> list[tuple]:
 
 
 def seed_summary(runs: list[dict], decoding: str = "greedy", n_resamples: int = 1000, seed: int = 0) -> dict:
-    """WER and PER of one variant over its seeds: per-seed values, mean, spread (sample std, min, max) and a 95%
-    percentile-bootstrap interval of the seed mean, resampling test words (the same words for every seed)."""
-    word_errors = np.array([run[f"{decoding}_word_errors"] for run in runs], dtype=float)  # (seeds, words)
-    edits = np.array([run[f"{decoding}_edits"] for run in runs], dtype=float)
-    lengths = np.array(runs[0][f"{decoding}_reference_lengths"], dtype=float)  # (words,)
+    """WER and PER of one variant over its seeds: per-seed values, mean, spread (sample std, min, max) and the 95%
+    interval of `utils.workbench.uncertainty.two_level_bootstrap` (seeds, then test words within each; the same
+    words for every seed; the exact interval when every word of every seed is wrong, or every one right)."""
+    word_errors = [run[f"{decoding}_word_errors"] for run in runs]  # (seeds, words) 0/1
+    edits = [run[f"{decoding}_edits"] for run in runs]  # (seeds, words)
+    lengths = runs[0][f"{decoding}_reference_lengths"]  # (words,)
     summary = {"seeds": [run["seed"] for run in runs]}
-    statistics = {"wer": lambda index: float(word_errors[:, index].mean()),
-                  "per": lambda index: float((edits[:, index].sum(axis=1) / lengths[index].sum()).mean())}
-    for name, statistic in statistics.items():
-        per_seed = [run[f"{decoding}_{name}"] for run in runs]
-        low, high = bootstrap_interval(statistic, word_errors.shape[1], n_resamples, seed=seed)
-        summary[name] = {"per_seed": per_seed, "mean": float(np.mean(per_seed)),
+    for name, figure in (("wer", two_level_bootstrap(word_errors, n_resamples=n_resamples, seed=seed)),
+                         ("per", two_level_bootstrap(edits, lengths, n_resamples=n_resamples, seed=seed))):
+        per_seed = figure["per_seed"]
+        summary[name] = {"per_seed": per_seed, "mean": figure["mean"],
                          "std": float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else 0.0,
-                         "min": min(per_seed), "max": max(per_seed), "ci95": [low, high]}
+                         "min": min(per_seed), "max": max(per_seed), "ci95": [figure["low"], figure["high"]],
+                         "method": figure["method"]}
     return summary
+
+
+def paired_word_error_difference(runs_a: list[dict], runs_b: list[dict], decoding: str = "greedy",
+                                 n_resamples: int = 1000, seed: int = 0, words: int | None = None) -> dict:
+    """WER(a) - WER(b) on the same test words (the first `words`), with the paired two-level bootstrap interval;
+    runs are paired in order (a side with one run, e.g. a pretrained model, is repeated for every run of the other)."""
+    if len(runs_a) == 1:
+        runs_a = runs_a * len(runs_b)
+    if len(runs_b) == 1:
+        runs_b = runs_b * len(runs_a)
+    a = [run[f"{decoding}_word_errors"][:words] for run in runs_a]
+    b = [run[f"{decoding}_word_errors"][:words] for run in runs_b]
+    return paired_two_level_difference(a, b, n_resamples, seed)
 
 
 def setup_dict(setup: G2PSetup) -> dict:

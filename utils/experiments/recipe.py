@@ -8,7 +8,11 @@ The steps of HF's `translation.ipynb`, each with the 5.x API:
     build_trainer              Seq2SeqTrainer(processing_class=tokenizer, data_collator=DataCollatorForSeq2Seq(...))
     make_compute_metrics       sacrebleu BLEU and chrF, exact match and generated length from token ids
 
-and two checks that tie the recipe to the hand-written code: `trainer_losses` (the Trainer's loss next
+`recipe_job` runs the whole recipe for one family and one seed (tokenize, build, train, predict), so that a
+notebook can repeat it over seeds in worker processes; `linear_schedule_lr` is the learning rate the recipe's
+linear schedule sets at a step.
+
+Two checks tie the recipe to the hand-written code: `trainer_losses` (the Trainer's loss next
 to the model's and a hand-computed cross-entropy) and `greedy_predictions` (the hand-written greedy
 loop over the same batches that `Seq2SeqTrainer.predict` generates for).
 
@@ -18,7 +22,9 @@ four-token dates), `bleu_by_length` (sacrebleu's n-gram statistics of short and 
 `generation_lengths` (did any output run into the generation length limit?).
 """
 
+import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +40,8 @@ from utils.harness.paths import DATA_DIR
 from utils.workbench.data import LANGUAGES, SPLITS
 from utils.workbench.device import to_device
 from utils.workbench.metrics import translation_scores
+from utils.workbench.models import build_model, build_tokenizer
+from utils.workbench.reproducibility import set_seed
 
 
 def load_translation_dataset(splits: dict[str, int | None], data_dir: str | Path = DATA_DIR) -> DatasetDict:
@@ -188,10 +196,86 @@ def build_trainer(model, tokenizer, args: Seq2SeqTrainingArguments, train_datase
     )
 
 
-def training_losses(trainer: Seq2SeqTrainer) -> tuple[list[int], list[float]]:
-    """(steps, losses) that the Trainer logged every `logging_steps`."""
-    logged = [entry for entry in trainer.state.log_history if "loss" in entry]
+def training_losses(log_history: list[dict]) -> tuple[list[int], list[float]]:
+    """(steps, losses) that the Trainer logged every `logging_steps` (`trainer.state.log_history`)."""
+    logged = [entry for entry in log_history if "loss" in entry]
     return [entry["step"] for entry in logged], [float(entry["loss"]) for entry in logged]
+
+
+def linear_schedule_lr(step: int, max_steps: int, warmup_steps: int, learning_rate: float) -> float:
+    """The learning rate of the recipe's schedule (`lr_scheduler_type="linear"`) at `step`: linear warm-up over
+    `warmup_steps`, then linear decay to 0 at `max_steps` (transformers' `get_linear_schedule_with_warmup`)."""
+    if step < warmup_steps:
+        return learning_rate * step / max(1, warmup_steps)
+    return learning_rate * max(0.0, (max_steps - step) / max(1, max_steps - warmup_steps))
+
+
+@dataclass(frozen=True)
+class RecipeSetup:
+    """The notebook's settings a run of the recipe needs besides its family, seed and number of steps."""
+
+    size: str = "tiny"
+    model_name_or_path: str | None = None
+    source_lang: str = "en"
+    target_lang: str = "de"
+    t5_source_prefix: str = ""
+    n_train_examples: int = 4000
+    n_eval_examples: int = 200
+    batch_size: int = 32
+    learning_rate: float = 3e-3
+    warmup_steps: int = 50
+    weight_decay: float = 0.01
+    max_source_length: int = 64
+    max_target_length: int = 32
+    max_new_tokens: int = 24
+    logging_steps: int = 50
+    device: str = "cpu"
+
+
+def recipe_job(family: str, seed: int, steps: int, setup: RecipeSetup) -> dict:
+    """The recipe once, end to end: tokenize, build the model with `seed`, `Seq2SeqTrainer.train()` for `steps`
+    (`set_seed(seed)` right before it), then `predict` on the test split. Returns the training loss, the log
+    history, predict's metrics, token ids and decoded outputs, and the trained weights on the CPU."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    raw = load_translation_dataset({"train": setup.n_train_examples, "test": setup.n_eval_examples})
+    tokenizer = build_tokenizer(family, setup.model_name_or_path)
+    tokenized = {split: tokenize_dataset(raw[split], tokenizer, source_lang=setup.source_lang,
+                                         target_lang=setup.target_lang,
+                                         source_prefix=setup.t5_source_prefix if family == "t5" else "",
+                                         max_source_length=setup.max_source_length,
+                                         max_target_length=setup.max_target_length) for split in raw}
+    model = build_model(family, setup.size, model_name_or_path=setup.model_name_or_path, tokenizer=tokenizer,
+                        seed=seed).to(setup.device)
+    with tempfile.TemporaryDirectory() as output_dir:
+        args = make_training_arguments(output_dir, steps, setup.batch_size, setup.learning_rate, setup.warmup_steps,
+                                       setup.weight_decay, seed, generation_max_length=setup.max_new_tokens + 1,
+                                       device=setup.device, logging_steps=setup.logging_steps)
+        trainer = build_trainer(model, tokenizer, args, tokenized["train"], tokenized["test"])
+        set_seed(seed)
+        train_output = trainer.train()
+        prediction = trainer.predict(tokenized["test"])
+    return {"family": family, "seed": seed, "steps": steps, "train_loss": train_output.training_loss,
+            "log_history": trainer.state.log_history, "metrics": prediction.metrics,
+            "predictions": prediction.predictions, "label_ids": prediction.label_ids,
+            "hypotheses": decode_token_ids(tokenizer, prediction.predictions),
+            "state_dict": {name: tensor.cpu() for name, tensor in model.state_dict().items()}}
+
+
+def bleu_with_and_without(hypotheses: list[str], references: list[str], min_tokens: int = 4) -> dict[str, float]:
+    """sacrebleu corpus BLEU of all pairs and of the pairs left when those whose reference has fewer than
+    `min_tokens` BLEU tokens are dropped; the 1..4-gram matches of both (short outputs enter the unigram precision
+    and the brevity penalty, and no 4-gram)."""
+    kept = [i for i, r in enumerate(references) if len(bleu_tokens(r)) >= min_tokens]
+    if not kept or len(kept) == len(references):
+        raise ValueError(f"need pairs both under and at least {min_tokens} BLEU tokens long")
+    every = sacrebleu.corpus_bleu(hypotheses, [references])
+    without = sacrebleu.corpus_bleu([hypotheses[i] for i in kept], [[references[i] for i in kept]])
+    return {"bleu_all_pairs": every.score, "bleu_without_short_outputs": without.score,
+            "short_pairs": len(references) - len(kept), "counts_all": list(every.counts),
+            "counts_without_short": list(without.counts), "brevity_penalty_all": every.bp,
+            "brevity_penalty_without_short": without.bp}
 
 
 @torch.no_grad()

@@ -1,18 +1,16 @@
 """Helpers of notebook 04: the researcher's one-pass training against a causal mask, HF T5 and HF Marian.
 
-Variants (same data, model size and budget):
+The variants (a)-(d) live in `utils.workbench.variants` (notebooks 10, 11 and the training command use them too);
+this module adds what notebook 04 does with them:
 
-    no_mask   (a) TinferModel, decoder sees the whole right-shifted target, padding masks only
-    causal    (b) TinferModel with the decoder causal mask
-    t5        (c) T5ForConditionalGeneration from a config, trained with `labels` only
-    marian    (d) MarianMTModel from a config, trained with `labels` only
     step_loop (e) one decoder forward per target position on the prefix, the loss of that step only
                   (`step_loop_loss`); used for a few batches (gradients, timing), never trained fully
+    train_and_evaluate   one (variant, seed) job: train, then score greedy decoding on the test split
+    headline_figures     a variant's greedy exact match and chrF over seeds, with seed-and-sentence intervals
 
 Greedy decoding until `</s>`, the researcher's test-time procedure, is `utils.handwritten.decoding.greedy_decode`.
 """
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,56 +20,27 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from utils.handwritten.decoding import greedy_decode
-from utils.handwritten.seq2seq import is_tinfer, labels_only_decoder_attention_mask
+from utils.handwritten.seq2seq import labels_only_decoder_attention_mask
 from utils.handwritten.step_loop import step_loop
-from utils.handwritten.teacher_forcing import IGNORE_INDEX, shift_right
-from utils.handwritten.tinfer import TinferConfig, TinferModel
-from utils.harness.paths import REPO_ROOT, reports_dir
+from utils.handwritten.teacher_forcing import IGNORE_INDEX
+from utils.harness.paths import REPO_ROOT
 from utils.reporting.provenance import Claim, Metric, Sentence, render_all
 from utils.workbench.batching import make_batches
 from utils.workbench.device import to_device
 from utils.workbench.metrics import translation_scores
-from utils.workbench.models import build_model
-from utils.workbench.training import TrainingHistory, train
+from utils.workbench.tolerance import Comparison, compare
+from utils.workbench.training import evaluate_loss
+from utils.workbench.uncertainty import chrf_two_level_bootstrap, two_level_bootstrap
+from utils.workbench.variants import (
+    build_variant,
+    decoder_input_ids_from_labels,
+    free_running_accuracy,
+    generated_ids,
+    teacher_forced_accuracy,
+    train_variant,
+)
 
-VARIANTS = ("no_mask", "causal", "t5", "marian")
-VARIANT_FAMILY = {"no_mask": "tinfer", "causal": "tinfer", "t5": "t5", "marian": "marian"}
 NOTEBOOK_STEM = "04_tinfer_training"
-TINFER_WEIGHTS, TINFER_CONFIG = "model.pt", "tinfer_config.json"
-
-
-def checkpoint_dir() -> Path:
-    """Trained models of a run live beside its reports (never committed), so a smoke or sweep run
-    into another folder cannot replace the checkpoints that `make run`'s notebook 05 loads."""
-    return reports_dir() / "checkpoints" / NOTEBOOK_STEM
-
-
-def check_variant(variant: str) -> str:
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    return variant
-
-
-def build_variant(variant: str, tokenizer, size: str = "tiny", seed: int = 0, dropout: float = 0.1):
-    """A freshly initialised model for a variant; `no_mask` and `causal` differ only in the decoder mask."""
-    family = VARIANT_FAMILY[check_variant(variant)]
-    return build_model(family, size=size, tokenizer=tokenizer, seed=seed, causal=variant != "no_mask",
-                       dropout=dropout)
-
-
-def train_variant(variant: str, tokenizer, features, n_steps: int, size: str = "tiny", seed: int = 0,
-                  dropout: float = 0.1, device="cpu", **train_kwargs) -> tuple[torch.nn.Module, TrainingHistory]:
-    """Build a variant and train it with the shared loop (`utils.workbench.training.train`), in eval mode."""
-    model = build_variant(variant, tokenizer, size=size, seed=seed, dropout=dropout).to(device)
-    history = train(model, features, tokenizer.pad_token_id, n_steps, seed=seed, device=device,
-                    description=f"training {variant}", **train_kwargs)
-    return model.eval(), history
-
-
-def decoder_input_ids_from_labels(model, labels: torch.Tensor) -> torch.Tensor:
-    """What the model feeds its decoder when it gets `labels` only: start id + labels[:-1], -100 -> pad."""
-    config = model.config
-    return shift_right(labels, config.decoder_start_token_id, config.pad_token_id)
 
 
 # ---------------------------------------------------------------- (e) the step loop
@@ -109,14 +78,16 @@ def loss_gradients(model, batch: dict[str, torch.Tensor], loss_fn) -> tuple[floa
     return loss.item(), gradients
 
 
-def max_gradient_difference(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Largest |g1 - g2| over all parameters, the largest |g1| for scale, and the parameter where it occurs."""
-    if first.keys() != second.keys():
-        raise ValueError(f"gradients cover different parameters: {sorted(first.keys() ^ second.keys())[:5]}")
-    differences = {name: float((first[name] - second[name]).abs().max()) for name in first}
-    worst = max(differences, key=differences.get)
-    return {"max_abs_diff": differences[worst], "max_abs_grad": max(float(g.abs().max()) for g in first.values()),
-            "worst_parameter": worst}
+def compare_gradients(actual: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> tuple[Comparison, str]:
+    """The one tolerance model on two sets of gradients, every parameter flattened into one vector (the allowance
+    scales with the largest |expected| gradient, float32), and the parameter where |actual - expected| peaks."""
+    if actual.keys() != expected.keys():
+        raise ValueError(f"gradients cover different parameters: {sorted(actual.keys() ^ expected.keys())[:5]}")
+    names = sorted(actual)
+    comparison = compare(torch.cat([actual[n].flatten() for n in names]),
+                         torch.cat([expected[n].flatten() for n in names]))
+    worst = max(names, key=lambda name: float((actual[name] - expected[name]).abs().max()))
+    return comparison, worst
 
 
 def synthetic_batch(vocab_size: int, batch_size: int, source_length: int, target_length: int,
@@ -138,10 +109,13 @@ def seconds_per_batch(model, batch: dict[str, torch.Tensor], loss_fn, repeats: i
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     times = []
+    device = next(model.parameters()).device
     for repeat in range(repeats + 1):
         model.zero_grad(set_to_none=True)
         start = time.perf_counter()
         loss_fn(model, batch).backward()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)  # kernels run asynchronously: wait for them before reading the clock
         if repeat > 0:
             times.append(time.perf_counter() - start)
     model.zero_grad(set_to_none=True)
@@ -166,15 +140,6 @@ def decoder_positions_ratio(target_length: int) -> float:
 
 
 # ---------------------------------------------------------------- the researcher's test-time procedure
-
-
-def generated_ids(sequences: torch.Tensor, eos_token_id: int) -> list[list[int]]:
-    """`utils.handwritten.decoding.greedy_decode` output (B, L), start token first and pad after eos -> per example the
-    generated ids up to and including the first eos (all of them when eos never came)."""
-    rows = []
-    for row in sequences[:, 1:].tolist():
-        rows.append(row[: row.index(eos_token_id) + 1] if eos_token_id in row else row)
-    return rows
 
 
 @dataclass
@@ -214,26 +179,54 @@ def evaluate_greedy(model, tokenizer, features, references: list[str], batch_siz
     return GreedyEvaluation(hypotheses, generated, scores, exact, tuple(teacher_forced), tuple(free_running))
 
 
-# ---------------------------------------------------------------- exposure bias
+# ---------------------------------------------------------------- one (variant, seed) job, and figures over seeds
 
 
-@torch.no_grad()
-def teacher_forced_accuracy(model, batch: dict[str, torch.Tensor]) -> tuple[int, int]:
-    """(correct, total) real label positions where the one-pass argmax equals the label."""
-    logits = model(**batch).logits  # (B, T, V)
-    real = batch["labels"] != IGNORE_INDEX
-    correct = (logits.argmax(-1) == batch["labels"]) & real
-    return int(correct.sum()), int(real.sum())
+@dataclass(frozen=True)
+class TrainingSetup:
+    """What every job of one run shares: the model size and the training budget, the decoding limit, the device."""
+
+    size: str = "tiny"
+    n_steps: int = 1000
+    batch_size: int = 32
+    lr: float = 3e-3
+    warmup_steps: int = 50
+    dropout: float = 0.1
+    max_new_tokens: int = 20
+    device: str = "cpu"
 
 
-def free_running_accuracy(generated: list[list[int]], labels: torch.Tensor) -> tuple[int, int]:
-    """(correct, total) label positions t where the greedy output's t-th id equals labels[t] (missing = wrong)."""
-    correct = total = 0
-    for ids, row in zip(generated, labels.tolist(), strict=True):
-        gold = [i for i in row if i != IGNORE_INDEX]
-        correct += sum(t < len(ids) and ids[t] == token for t, token in enumerate(gold))
-        total += len(gold)
-    return correct, total
+def train_and_evaluate(variant: str, seed: int, tokenizer, features: dict[str, list], references: list[str],
+                       setup: TrainingSetup) -> dict[str, Any]:
+    """One job: train `variant` with `seed`, then its teacher-forced validation loss and the greedy evaluation of
+    the test split. The weights come back on the CPU (from a worker process or a GPU alike)."""
+    cpu_start = time.process_time()
+    model, history = train_variant(variant, tokenizer, features["train"], setup.n_steps, size=setup.size, seed=seed,
+                                   dropout=setup.dropout, device=setup.device, batch_size=setup.batch_size,
+                                   lr=setup.lr, warmup_steps=setup.warmup_steps, progress=False)
+    validation_loss = evaluate_loss(model, features["validation"], tokenizer.pad_token_id, batch_size=100,
+                                    device=setup.device)
+    evaluation = evaluate_greedy(model, tokenizer, features["test"], references, max_new_tokens=setup.max_new_tokens)
+    return {"variant": variant, "seed": seed, "history": history, "validation_loss": validation_loss,
+            "evaluation": evaluation, "state_dict": {name: t.cpu() for name, t in model.state_dict().items()},
+            "cpu_seconds": time.process_time() - cpu_start}  # this process's CPU time: the job's cost under load
+
+
+def restore_variant(run: dict[str, Any], tokenizer, setup: TrainingSetup, device) -> torch.nn.Module:
+    """The model a job trained, rebuilt from its weights on `device`, in eval mode."""
+    model = build_variant(run["variant"], tokenizer, size=setup.size, seed=run["seed"], dropout=setup.dropout)
+    model.load_state_dict(run["state_dict"])
+    return model.to(device).eval()
+
+
+def headline_figures(runs: list[dict[str, Any]], references: list[str], n_resamples: int = 1000,
+                     seed: int = 0) -> dict[str, dict]:
+    """Greedy exact match and chrF of one variant over its seeds (`runs`, each a `train_and_evaluate` result):
+    seed mean, per-seed values and a 95% interval over seeds and test sentences (`utils.workbench.uncertainty`;
+    the exact interval when every sentence of every seed is wrong, or every one right)."""
+    evaluations = [run["evaluation"] for run in runs]
+    return {"exact_match": two_level_bootstrap([e.exact for e in evaluations], n_resamples=n_resamples, seed=seed),
+            "chrf": chrf_two_level_bootstrap([e.hypotheses for e in evaluations], references, n_resamples, seed)}
 
 
 # ---------------------------------------------------------------- why (a) works in training only
@@ -255,38 +248,6 @@ def next_position_attention(self_attentions: tuple[torch.Tensor, ...], decoder_a
         next_weight = weights.diagonal(offset=1, dim1=-2, dim2=-1)  # (B, H, T-1): weight[t, t + 1]
         rows.append((next_weight * pairs[:, None]).sum(dim=(0, 2)) / pairs.sum())
     return torch.stack(rows)  # (L, H)
-
-
-# ---------------------------------------------------------------- checkpoints for notebook 05
-
-
-def save_checkpoint(model, variant: str, directory: str | Path | None = None) -> Path:
-    """`<directory>/<variant>/`: save_pretrained for HF models, state_dict + config JSON for tinfer."""
-    folder = Path(directory or checkpoint_dir()) / check_variant(variant)
-    folder.mkdir(parents=True, exist_ok=True)
-    if is_tinfer(model):
-        torch.save(model.state_dict(), folder / TINFER_WEIGHTS)
-        (folder / TINFER_CONFIG).write_text(json.dumps(vars(model.config), indent=2) + "\n", encoding="utf-8")
-    else:
-        model.save_pretrained(folder)
-    return folder
-
-
-def load_checkpoint(variant: str, directory: str | Path | None = None):
-    """A model saved by notebook 04, in eval mode; FileNotFoundError (saying how to make it) when absent."""
-    folder = Path(directory or checkpoint_dir()) / check_variant(variant)
-    family = VARIANT_FAMILY[variant]
-    needed = folder / (TINFER_CONFIG if family == "tinfer" else "config.json")
-    if not needed.is_file():
-        raise FileNotFoundError(f"no {variant!r} checkpoint: {needed} does not exist; run "
-                                "`python -m utils.run 04` (with save_checkpoints true) first")
-    if family == "tinfer":
-        config = TinferConfig(**json.loads(needed.read_text(encoding="utf-8")))
-        model = TinferModel(config)
-        model.load_state_dict(torch.load(folder / TINFER_WEIGHTS, map_location="cpu", weights_only=True))
-    else:
-        model = build_model(family, model_name_or_path=str(folder))
-    return model.eval()
 
 
 # ---------------------------------------------------------------- the verdict, from the recorded numbers
@@ -317,7 +278,7 @@ VERDICT = (
         "nb04.mask", "verdict",
         "DIFFERS: without the causal mask the trained decoder reads the label it must predict: the audit finds "
         "outputs moving with later inputs (largest sensitivity {sensitivity}) and a head puts {attention} of its "
-        "attention on position `t + 1`; the causal model shows neither.",
+        "attention on the next position, which holds that label; the causal model shows neither.",
         claims=(_claim("no_mask_model_leaks", "the audit perturbs decoder inputs after t on the trained model"),
                 _claim("no_mask_attends_to_next_position", "attention weights of the trained model, measured"),
                 _claim("causal_model_does_not_leak", "the same audit on the causal model")),
@@ -338,9 +299,10 @@ VERDICT = (
     Sentence(
         "nb04.greedy", "verdict",
         "The greedy loop until `<eos>` exposes the leak: greedy exact match {no_mask} without the causal mask "
-        "against {causal} with it, a difference the paired bootstrap puts on one side of zero.",
+        "against {causal} with it (seed means, with intervals over seeds and sentences), a difference whose paired "
+        "interval lies on one side of zero.",
         claims=(_claim("no_mask_fails_at_greedy", "greedy decoding of every trained variant, scored"),
-                _claim("causal_ranks_above_no_mask", "paired bootstrap over the test sentences")),
+                _claim("causal_ranks_above_no_mask", "paired two-level bootstrap over seeds and test sentences")),
         metrics={"no_mask": _metric("no_mask_greedy_exact_match", interval="no_mask_greedy_exact_match_interval"),
                  "causal": _metric("causal_greedy_exact_match", interval="causal_greedy_exact_match_interval")},
         citations=("Vaswani et al. 2017, §6.1", "Raffel et al. 2020, §3.1"),
@@ -376,11 +338,16 @@ def find_sweep_results(sweep_dir: str | Path) -> list[Path]:
     return sorted(folder.glob(f"*/results/{RESULTS_FILE}"))
 
 
-def run_row(run: dict[str, Any], metric_names: list[str]) -> dict[str, Any]:
-    """One sweep run as a table row: its seed and training-set size, the chosen metrics, its failing claims."""
-    missing = [name for name in metric_names if name not in run["metrics"]]
+def run_rows(run: dict[str, Any], metric_names: list[str]) -> list[dict[str, Any]]:
+    """One sweep run of notebook 04 as table rows, one per training seed: its seed and training-set size, the
+    chosen metrics (a metric's `<name>_per_seed` value where recorded, else the run's one value), and the claims
+    of that run that do not hold (if any)."""
+    metrics, parameters = run["metrics"], run["parameters"]
+    missing = [name for name in metric_names if name not in metrics]
     if missing:
-        raise KeyError(f"run with parameters {run['parameters']} has no metrics {missing}")
+        raise KeyError(f"run with parameters {parameters} has no metrics {missing}")
+    seeds = parameters.get("seeds", [parameters.get("seed")])
     failing = [claim_id for claim_id, claim in run["claims"].items() if not claim["holds"]]
-    return ({"seed": run["parameters"]["seed"], "n_train": run["parameters"]["n_train"]}
-            | {name: run["metrics"][name] for name in metric_names} | {"failing_claims": failing})
+    return [{"seed": seed, "n_train": parameters["n_train"]}
+            | {name: metrics[f"{name}_per_seed"][index] if f"{name}_per_seed" in metrics else metrics[name]
+               for name in metric_names} | {"failing_claims": failing} for index, seed in enumerate(seeds)]

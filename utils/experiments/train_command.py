@@ -8,7 +8,7 @@ per_rank` gives the naive per-rank token mean instead, for comparison).
 
 Writes under `--out`:
     checkpoints/step-NNNNNN/   model.pt, optimizer.pt, scheduler.pt, train_config.json, state.json (rank 0)
-    model/<variant>/           the final model, readable by `utils.experiments.tinfer_training.load_checkpoint`
+    model/<variant>/           the final model, readable by `utils.workbench.variants.load_checkpoint`
     results/train.json         config, claims, metrics (per-step losses and token counts), timings (rank 0)
     ranks/rank<r>.json         what each rank saw: examples, token counts, its parameter digest (every rank)
 
@@ -29,7 +29,6 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from utils.experiments.tinfer_training import VARIANT_FAMILY, VARIANTS, build_variant, save_checkpoint
 from utils.harness.paths import DATA_DIR
 from utils.harness.results import Results
 from utils.workbench.batching import pad_features, tokenize_pairs
@@ -48,6 +47,7 @@ from utils.workbench.distributed import (
 from utils.workbench.models import SIZES, build_tokenizer
 from utils.workbench.reproducibility import set_seed
 from utils.workbench.training import SCHEDULES, make_scheduler
+from utils.workbench.variants import VARIANT_FAMILY, VARIANTS, build_variant, save_checkpoint
 
 __all__ = [
     "CONFIG_FILE", "STATE_FILE", "TASKS", "build_parser", "data_parallel_step", "main", "prepare", "train_command",

@@ -68,20 +68,6 @@ def phoneme_error_rate(hypotheses: list, references: list) -> float:
     return g2p_scores(hypotheses, references)["per"]
 
 
-def bootstrap_interval(statistic, n_items: int, n_resamples: int = 1000, confidence: float = 0.95,
-                       seed: int = 0) -> tuple[float, float]:
-    """Percentile interval of `statistic(index)` over `n_resamples` resamples (with replacement) of item indices
-    0..n_items-1, drawn with a seeded numpy generator (same seed, same interval)."""
-    import numpy as np
-
-    if n_items < 1 or n_resamples < 1 or not 0 < confidence < 1:
-        raise ValueError(f"need n_items >= 1, n_resamples >= 1 and 0 < confidence < 1, got {n_items}, "
-                         f"{n_resamples}, {confidence}")
-    generator = np.random.default_rng(seed)
-    values = np.array([statistic(generator.integers(0, n_items, n_items)) for _ in range(n_resamples)])
-    tail = (1 - confidence) / 2
-    return float(np.quantile(values, tail)), float(np.quantile(values, 1 - tail))
-
 
 # --- corpus metrics from per-sentence statistics (for intervals that resample sentences) --------------------------
 
