@@ -16,7 +16,7 @@ when an option asks for them) and collects no item.
 
 import pytest
 
-__all__ = ["AuditCheckItem", "LintBatchItem", "pytest_addoption", "pytest_collection_modifyitems", "seq2seq_audit"]
+__all__ = ["pytest_addoption", "pytest_collection_modifyitems", "seq2seq_audit"]
 
 _AUDITS = pytest.StashKey[dict]()
 
@@ -36,7 +36,7 @@ def pytest_addoption(parser) -> None:
     group.addoption("--lint-eos-id", type=int, default=None, help="</s> id for --lint-batch (optional)")
 
 
-class AuditCheckItem(pytest.Item):
+class _AuditCheckItem(pytest.Item):
     """One check of the audit of one model; the audit runs once per model, on the first of its items."""
 
     def __init__(self, *, spec: str, check: str, **kwargs):
@@ -81,7 +81,7 @@ class AuditCheckItem(pytest.Item):
         return self.spec, None, f"audit[{self.spec}]::{self.check}"
 
 
-class LintBatchItem(pytest.Item):
+class _LintBatchItem(pytest.Item):
     """The batch linter on one file: fails with its findings, or when the file cannot be read."""
 
     def __init__(self, *, path_text: str, **kwargs):
@@ -128,9 +128,9 @@ def pytest_collection_modifyitems(session, config, items) -> None:
         checks = config.getoption("audit_checks")
         names = [c.strip() for c in checks.split(",")] if checks else list(CHECK_TITLES)
         for spec in specs:
-            added += [AuditCheckItem.from_parent(session, name=f"audit[{spec}]::{name}", spec=spec, check=name)
+            added += [_AuditCheckItem.from_parent(session, name=f"audit[{spec}]::{name}", spec=spec, check=name)
                       for name in names]
-    added += [LintBatchItem.from_parent(session, name=f"lint_batch[{path}]", path_text=path) for path in batches]
+    added += [_LintBatchItem.from_parent(session, name=f"lint_batch[{path}]", path_text=path) for path in batches]
     if config.getoption("audit_only"):
         config.hook.pytest_deselected(items=list(items))
         items[:] = added
