@@ -627,7 +627,7 @@ def findings_markdown(records: list[dict[str, Any]], results: dict[str, dict[str
     def section(name: str) -> list[str]:
         return [f"- {r['text']}" for r in records if r["section"] == name]
 
-    answers = [f"**{block['question']}**\n\n{block['verdict']}\n\n{' '.join(block['details'])}"
+    answers = [f"### {block['question']}\n\n**{block['verdict']}**\n\n{' '.join(block['details'])}"
                for block in answer_blocks(records)]
     audited_failing = [name for name, holds in counts["audited"].items() if not holds]
     table = verdict_table(records)
