@@ -1,6 +1,7 @@
 """Issue 26's four false alarms of the audit, each built here as a model that is correct but was flagged (or crashed
 the audit), and the one tolerance model behind every closeness verdict."""
 
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -172,3 +173,17 @@ def test_every_closeness_verdict_records_the_tolerance_model(causal):
         assert "float32" in evidence["tolerance"]
     loose = run_audit(causal, "causal", rtol=1e-2, **SMALL)
     assert "0.01 x magnitude" in loose.checks["one_pass_equals_loop"].evidence["tolerance"]
+
+
+def test_the_command_takes_an_rtol_override_and_a_subset_of_checks(tmp_path, capsys):
+    from utils.experiments.audit_your_model import main
+
+    report = tmp_path / "audit.json"
+    assert main([CAUSAL, "--rtol", "1e-3", "--checks", "one_pass_equals_loop,shift_right", "--target-length", "5",
+                 "--json", str(report)]) == 0
+    checks = json.loads(report.read_text())["checks"]
+    assert set(checks) == {"one_pass_equals_loop", "shift_right"}
+    assert "0.001 x magnitude (float32)" in checks["one_pass_equals_loop"]["evidence"]["tolerance"]
+    assert main([CAUSAL, "--checks", "no_such_check"]) == 2 and "unknown checks" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the old absolute --tolerance is gone: rtol is the one knob
+        main([CAUSAL, "--tolerance", "1e-5"])
