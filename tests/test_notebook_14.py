@@ -12,7 +12,8 @@ STRUCTURAL_CLAIMS = [
 ]
 TRAINING_CLAIMS = [
     "no_mask_lowest_teacher_forced_loss", "no_mask_worst_greedy_chrf", "no_mask_fails_in_every_seed",
-    "causal_learns_the_task", "beam_not_worse_than_greedy_for_causal_models", "leakage_gap_exceeds_exposure_gap",
+    "causal_learns_the_task", "causal_beats_copying_the_source", "beam_not_worse_than_greedy_for_causal_models",
+    "leakage_gap_exceeds_exposure_gap",
 ]
 
 
@@ -33,5 +34,6 @@ def test_14_tinfer_real_translation_smoke(smoke_results, assert_claims_hold):
             assert metrics[f"{variant}_greedy_exact_match_interval_method"] == "clopper-pearson"
             assert metrics[f"{variant}_greedy_exact_match_ci95"][1] > 0.05
         assert 0.0 <= metrics[f"{variant}_free_running_accuracy"] <= metrics[f"{variant}_teacher_forced_accuracy"] + 1
+    assert 0.0 < metrics["copy_source_chrf"] < 100.0
     assert metrics["no_mask_max_future_sensitivity"] > 1e-4 and metrics["causal_max_future_sensitivity"] == 0.0
     assert "wall_seconds" in results["timings"] and "jobs_wall_seconds" in results["timings"]
