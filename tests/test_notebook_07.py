@@ -2,6 +2,8 @@
 
 import math
 
+import pytest
+
 CLAIMS = [
     "decoded_references_round_trip",
     "collated_decoder_inputs_are_shifted_labels",
@@ -48,7 +50,8 @@ def test_07_headline_scores_are_seed_means_with_intervals(smoke_results):
     for family in ("t5", "marian"):
         for name in ("exact_match", "chrf"):
             per_seed = metrics[f"{family}_{name}_per_seed"]
-            assert len(per_seed) == len(seeds) and metrics[f"{family}_{name}"] == sum(per_seed) / len(per_seed)
+            assert len(per_seed) == len(seeds)
+            assert metrics[f"{family}_{name}"] == pytest.approx(sum(per_seed) / len(per_seed), rel=1e-6)
             low, high = metrics[f"{family}_{name}_interval"]
             assert low <= metrics[f"{family}_{name}"] <= high
             assert metrics[f"{family}_{name}_interval_method"] in ("two-level bootstrap", "clopper-pearson")

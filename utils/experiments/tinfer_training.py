@@ -114,7 +114,7 @@ def seconds_per_batch(model, batch: dict[str, torch.Tensor], loss_fn, repeats: i
         model.zero_grad(set_to_none=True)
         start = time.perf_counter()
         loss_fn(model, batch).backward()
-        if device.type == "cuda":
+        if device.type == "cuda" and torch.cuda.is_available():
             torch.cuda.synchronize(device)  # kernels run asynchronously: wait for them before reading the clock
         if repeat > 0:
             times.append(time.perf_counter() - start)
