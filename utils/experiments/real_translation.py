@@ -47,8 +47,8 @@ from utils.workbench.variants import (
     train_variant,
 )
 
-__all__ = ["METRICS", "NOTEBOOK_STEM", "VARIANTS", "Job", "TranslationData", "TranslationSetup", "fits",
-           "job_tasks", "load_data", "run_job", "run_jobs", "seed_summary", "train_tokenizers", "verdict_records"]
+__all__ = ["METRICS", "NOTEBOOK_STEM", "VARIANTS", "TranslationSetup", "fits", "job_tasks", "load_data",
+           "run_jobs", "seed_summary", "train_tokenizers", "verdict_records"]
 
 NOTEBOOK_STEM = "14_tinfer_real_translation"
 TOKENIZER_OF_FAMILY = {"tinfer": "t5", "t5": "t5", "marian": "marian"}
@@ -105,14 +105,14 @@ class TranslationSetup:
 
 
 @dataclass(frozen=True)
-class Job:
+class _Job:
     variant: str
     seed: int
     setup: TranslationSetup
 
 
 @dataclass
-class TranslationData:
+class _TranslationData:
     pairs: dict[str, list[tuple[str, str]]]  # split -> (en, de)
     tokenizers: dict[str, Any]  # variant -> tokenizer
     features: dict[str, dict[str, list[dict[str, list[int]]]]]  # split -> variant -> input_ids / labels
@@ -120,7 +120,7 @@ class TranslationData:
 
 @lru_cache(maxsize=2)
 def load_data(tokenizers_dir: str, n_train: int = 0, n_validation: int = 200, n_test: int = 0,
-              max_tokens: int = 24) -> TranslationData:
+              max_tokens: int = 24) -> _TranslationData:
     """The real pairs within `max_tokens` (both sides, T5-style tokens), the first n of each split (0 = all),
     tokenized for every variant; cached per process."""
     tokenizers = {v: load_tokenizer(TOKENIZER_OF_FAMILY[VARIANT_FAMILY[v]], Path(tokenizers_dir)) for v in VARIANTS}
@@ -133,7 +133,7 @@ def load_data(tokenizers_dir: str, n_train: int = 0, n_validation: int = 200, n_
         pairs[split] = kept[:limit] if limit > 0 else kept
     features = {split: {v: tokenize_pairs(tokenizers[v], split_pairs, max_length=MAX_LENGTH) for v in VARIANTS}
                 for split, split_pairs in pairs.items()}
-    return TranslationData(pairs, tokenizers, features)
+    return _TranslationData(pairs, tokenizers, features)
 
 
 def fits(tokenizer, pairs: list[tuple[str, str]], max_tokens: int) -> list[bool]:
@@ -142,7 +142,7 @@ def fits(tokenizer, pairs: list[tuple[str, str]], max_tokens: int) -> list[bool]
     return [max(en, de) <= max_tokens for en, de in zip(*lengths, strict=True)]
 
 
-def _data_for(setup: TranslationSetup) -> TranslationData:
+def _data_for(setup: TranslationSetup) -> _TranslationData:
     return load_data(setup.tokenizers_dir, setup.n_train, setup.n_validation, setup.n_test, setup.max_tokens)
 
 
@@ -158,7 +158,7 @@ def _beam_hypotheses(model, tokenizer, features, num_beams: int, max_new_tokens:
     return outputs
 
 
-def run_job(job: Job) -> dict:
+def _run_job(job: _Job) -> dict:
     """Train one variant with one seed and evaluate it; a JSON-able dict with every hypothesis (for intervals)."""
     setup, variant = job.setup, job.variant
     torch.set_num_threads(1)
@@ -205,9 +205,9 @@ def _leakage_of(model, batch: dict[str, torch.Tensor], vocab_size: int, n_trials
 
 
 def job_tasks(variants, seeds, setup: TranslationSetup) -> list[tuple]:
-    """One (run_job, (Job,)) task per variant and seed; the HF models first (they take longest)."""
+    """One (_run_job, (_Job,)) task per variant and seed; the HF models first (they take longest)."""
     order = sorted(variants, key=lambda v: (v not in ("marian", "t5"), VARIANTS.index(v)))
-    return [(run_job, (Job(variant, seed, setup),)) for seed in seeds for variant in order]
+    return [(_run_job, (_Job(variant, seed, setup),)) for seed in seeds for variant in order]
 
 
 # --- numbers over seeds and test sentences ----------------------------------------------------------------------
