@@ -26,6 +26,7 @@ NB01, NB02, NB03, NB04, NB04B, NB05, NB08, NB09 = (
     "01_shift_right", "02_causal_mask", "03_loss_masking", "04_tinfer_training", "04b_tinfer_sweep", "05_decoding",
     "08_architectures", "09_audit_your_model")
 NB07, NB10, NB11, NB12 = "07_translation_recipe", "10_tinfer_real_data", "11_data_parallel", "12_hf_defaults"
+NB13 = "13_version_drift"
 FAMILIES = ("t5", "marian", "bart")
 
 QUESTIONS = ("Is this what T5 does?", "Is this what the original Transformer does?",
@@ -413,6 +414,73 @@ HF_DEFAULTS = (
              title="T5 v1.1's untied head is tied"),
 )
 
+def _scope(behaviour: str) -> Metric:
+    """Notebook 13's scope of one behaviour: "the same on ..." or "<value> on <releases>; ..."."""
+    return metric(NB13, f"scope_text_{behaviour}", "{}")
+
+
+def _drift(claim_id: str, reason: str = "measured on every release by the one measurement module") -> Claim:
+    return claim(NB13, claim_id, reason)
+
+
+# Which transformers: each behaviour that changes between releases carries the releases it was measured on (13)
+VERSIONS = (
+    Sentence("versions.grad_accum", "hf_defaults",
+             "Which release you run decides the gradient-accumulation pitfall: the first accumulated SGD update over "
+             "the full-batch one is {sgd}; where it is back, T5's `forward` takes `**kwargs` ({kwargs}) and the "
+             "Trainer leaves the normalisation to the model; with AdamW the norm ratio is {adamw}.",
+             claims=(_drift("ga_pitfall_on_4_46"), _drift("ga_fixed_on_4_57"), _drift("ga_pitfall_on_5_24"),
+                     _drift("ga_pitfall_on_5_24_comes_from_forward_kwargs"),
+                     _drift("ga_adamw_norm_ratio_within_1_percent_on_all_versions")),
+             metrics={"sgd": _scope("ga_ratio_sgd"), "kwargs": _scope("t5_forward_takes_kwargs"),
+                      "adamw": _scope("ga_ratio_adamw")},
+             title="Which transformers: gradient accumulation"),
+    Sentence("versions.generate", "hf_defaults",
+             "New tokens of a bare `generate()` ({bare}); a generation setting left on `model.config` ({config}).",
+             claims=(_drift("bare_generate_19_new_tokens_on_4_46_20_on_4_57_and_5_24"),
+                     _drift("config_generation_setting_warns_on_4x_raises_on_5_24")),
+             metrics={"bare": _scope("bare_generate_new_tokens"),
+                      "config": _scope("generation_setting_on_model_config")},
+             title="Which transformers: generate()"),
+    Sentence("versions.configs", "hf_defaults",
+             "`T5Config()`'s start token ({start}); a T5 built from it and called with labels ({labels}); the output "
+             "layer of a `tie_word_embeddings=False` T5 ({tie}); T5's attention ({attention}).",
+             claims=(_drift("t5config_start_token_none_on_4x_attributeerror_on_5_24"),
+                     _drift("t5config_labels_valueerror_on_4x_attributeerror_on_5_24"),
+                     _drift("t5_v1_1_lm_head_untied_on_4x_tied_on_5_24"), _drift("t5_eager_on_4x_sdpa_on_5_24")),
+             metrics={"start": _scope("t5config_decoder_start_token_id"),
+                      "labels": _scope("t5config_forward_with_labels"), "tie": _scope("t5_untied_lm_head"),
+                      "attention": _scope("t5_default_attn_implementation")},
+             title="Which transformers: configs"),
+    Sentence("versions.apis", "hf_defaults",
+             "APIs of the older tutorials: the translation pipeline ({pipeline}); the tokenizer's as-target context "
+             "({target}); `Seq2SeqTrainer(tokenizer=)` ({trainer}); constrained beam search ({constrained}); "
+             "`average_tokens_across_devices` by default ({tokens}).",
+             claims=(_drift("translation_pipeline_runs_on_4x_gone_on_5_24"),
+                     _drift("target_tokenizer_context_on_4x_gone_on_5_24"),
+                     _drift("seq2seq_trainer_tokenizer_kwarg_on_4x_gone_on_5_24"),
+                     _drift("constrained_beam_search_runs_on_4_46_only"),
+                     _drift("avg_tokens_across_devices_false_on_4_46_true_on_4_57_and_5_24")),
+             metrics={"pipeline": _scope("translation_pipeline"), "target": _scope("target_tokenizer_context"),
+                      "trainer": _scope("seq2seq_trainer_tokenizer_kwarg"),
+                      "constrained": _scope("constrained_beam_search"),
+                      "tokens": _scope("average_tokens_across_devices_default")},
+             title="Which transformers: APIs"),
+    Sentence("versions.controls", "hf_defaults",
+             "What the three answers rest on is the same on every release measured ({releases}): the decoder input "
+             "is the labels shifted right, the decoder is causal (one pass equals the loop over prefixes), label "
+             "positions set to `{ignore}` are left out of the loss, greedy `generate()` equals the hand-written "
+             "loop, and a padded batch decodes as each source alone.",
+             claims=(_drift("shift_right_same_on_all_versions"),
+                     _drift("causal_mask_one_pass_equals_loop_on_all_versions"),
+                     _drift("minus_100_ignored_by_the_loss_on_all_versions"),
+                     _drift("greedy_generate_equals_loop_on_all_versions"),
+                     _drift("batched_generation_equals_one_at_a_time_on_all_versions"),
+                     _drift("batched_generation_marian_equals_one_at_a_time_on_all_versions")),
+             metrics={"releases": metric(NB13, "releases_measured", "{}"), "ignore": IGNORE},
+             title="Which transformers: what does not change"),
+)
+
 WER = {variant: metric(NB10, f"{variant}_greedy_wer", interval=f"{variant}_greedy_wer_ci95")
        for variant in ("no_mask", "causal", "t5", "marian")}
 
@@ -516,11 +584,22 @@ SCOPE = (
              claims=(claim(NB04, "causal_ranks_above_no_mask", "the paired bootstrap of that one difference"),),
              metrics={"t5": EXACT["t5"], "marian": EXACT["marian"], "ranked": metric(NB04, "ranked_pairs")},
              title="What is not claimed"),
+    Sentence("scope.versions", "scope",
+             "Every statement about HF's behaviour was measured on transformers {transformers} with torch {torch} "
+             "unless it names its releases; the behaviours that change between releases, and the mechanics that do "
+             "not, were measured on {releases} (the version-drift notebook).",
+             claims=(_drift("committed_record_of_installed_release_reproduced",
+                            "the pinned release measured again against its committed record"),),
+             metrics={"transformers": metric(NB13, "installed_transformers", "{}"),
+                      "torch": metric(NB13, "installed_torch", "{}"),
+                      "releases": metric(NB13, "releases_measured", "{}")},
+             title="Which versions"),
 )
 
 def all_sentences() -> list[Sentence]:
     cells = [s for row in ROWS for s in (row.hf_t5, row.hf_marian, row.verdict)]
     return (cells + [s for group in ANSWERS.values() for s in group] + list(PITFALLS) + list(HF_DEFAULTS)
+            + list(VERSIONS)
             + list(REAL_DATA) + list(DATA_PARALLEL) + list(AUDIT) + list(SCOPE))
 
 
@@ -553,7 +632,8 @@ def sentence_records(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]
     for question, group in ANSWERS.items():
         for record in render_all(list(group), results):
             records.append(record | {"title": question})
-    rest = list(PITFALLS) + list(HF_DEFAULTS) + list(REAL_DATA) + list(DATA_PARALLEL) + list(AUDIT) + list(SCOPE)
+    rest = (list(PITFALLS) + list(HF_DEFAULTS) + list(VERSIONS) + list(REAL_DATA) + list(DATA_PARALLEL)
+            + list(AUDIT) + list(SCOPE))
     return records + render_all(rest, results)
 
 
