@@ -43,6 +43,12 @@ from utils.workbench.metrics import translation_scores
 from utils.workbench.models import build_model, build_tokenizer
 from utils.workbench.reproducibility import set_seed
 
+__all__ = ["RecipeSetup", "bleu_by_length", "bleu_tokens", "bleu_with_and_without", "build_trainer", "concat_padded",
+           "decode_token_ids", "generation_lengths", "greedy_predictions", "linear_schedule_lr",
+           "load_translation_dataset", "make_compute_metrics", "make_preprocess_function", "make_training_arguments",
+           "recipe_job", "round_trip_mismatches", "scores_by_kind", "token_ids_to_lists", "tokenize_dataset",
+           "trainer_losses", "training_losses"]
+
 
 def load_translation_dataset(splits: dict[str, int | None], data_dir: str | Path = DATA_DIR) -> DatasetDict:
     """`{split: limit}` -> a DatasetDict read with `load_dataset("json")`; limit None keeps the whole split.

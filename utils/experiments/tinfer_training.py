@@ -40,6 +40,11 @@ from utils.workbench.variants import (
     train_variant,
 )
 
+__all__ = ["NOTEBOOK_STEM", "RESULTS_FILE", "VERDICT", "GreedyEvaluation", "TrainingSetup", "compare_gradients",
+           "decoder_positions_ratio", "evaluate_greedy", "find_sweep_results", "headline_figures", "loss_gradients",
+           "next_position_attention", "one_pass_loss", "restore_variant", "run_rows", "seconds_per_batch",
+           "step_loop_loss", "synthetic_batch", "train_and_evaluate", "training_flops", "verdict_records"]
+
 NOTEBOOK_STEM = "04_tinfer_training"
 
 
