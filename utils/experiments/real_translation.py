@@ -29,7 +29,8 @@ from utils.handwritten.decoding import beam_search
 from utils.handwritten.leakage_audit import future_leakage, seq2seq_logits_fn
 from utils.handwritten.seq2seq import special_token_ids
 from utils.harness.paths import REPO_ROOT
-from utils.reporting.provenance import Claim, Metric, Sentence, render_all
+from utils.reporting.findings import sentences_of
+from utils.reporting.provenance import render_all
 from utils.workbench.batching import make_batches, pad_features, tokenize_pairs
 from utils.workbench.jobs import run_jobs
 from utils.workbench.metrics import sentence_statistics, statistics_score, translation_scores
@@ -249,55 +250,7 @@ def seed_summary(runs: list[dict], references: list[str], decoding: str = "greed
 # --- the verdict, from the recorded numbers -----------------------------------------------------------------------
 
 
-def _claim(claim_id: str, reason: str) -> Claim:
-    return Claim(NOTEBOOK_STEM, claim_id, reason)
-
-
-def _metric(name: str, spec: str = "{:.2f}", interval: str | None = None) -> Metric:
-    return Metric(NOTEBOOK_STEM, name, spec, interval)
-
-
-VERDICT = (
-    Sentence(
-        "nb14.teacher_forced", "real_data",
-        "On real English-German UI strings, teacher-forced, the researcher's no-mask model looks best: validation "
-        "loss {no_mask} against {causal} for the causal model.",
-        claims=(_claim("no_mask_lowest_teacher_forced_loss", "validation loss of every variant, mean over seeds"),),
-        metrics={"no_mask": _metric("no_mask_validation_loss", "{:.3f}"),
-                 "causal": _metric("causal_validation_loss", "{:.3f}")},
-        title="teacher-forced loss on real sentences"),
-    Sentence(
-        "nb14.greedy", "real_data",
-        "Decoded greedily it is the worst: chrF {no_mask} against {causal} for the causal model, in every seed, "
-        "and its decoder reads the label it must predict (the audit finds a leak in every trained no-mask model).",
-        claims=(_claim("no_mask_worst_greedy_chrf", "greedy chrF of every variant, mean over seeds"),
-                _claim("no_mask_fails_in_every_seed", "each seed of (a) below the worst seed of (b)-(d)"),
-                _claim("no_mask_model_leaks", "the future-leakage audit on every trained no-mask model"),
-                _claim("causal_model_does_not_leak", "the same audit on every trained causal model")),
-        metrics={"no_mask": _metric("no_mask_greedy_chrf", "{:.1f}", "no_mask_greedy_chrf_ci95"),
-                 "causal": _metric("causal_greedy_chrf", "{:.1f}", "causal_greedy_chrf_ci95")},
-        title="greedy decoding on real sentences"),
-    Sentence(
-        "nb14.leakage_vs_exposure", "real_data",
-        "Its drop from teacher-forced to free-running token accuracy (gap {no_mask_gap}) is label leakage, larger "
-        "than the causal model's exposure bias (gap {causal_gap}).",
-        claims=(_claim("leakage_gap_exceeds_exposure_gap", "teacher-forced and free-running accuracy, per model"),),
-        metrics={"no_mask_gap": _metric("no_mask_teacher_forced_free_running_gap"),
-                 "causal_gap": _metric("causal_teacher_forced_free_running_gap")},
-        title="label leakage vs exposure bias on real sentences"),
-    Sentence(
-        "nb14.causal_learns", "real_data",
-        "With the causal mask the same model learns to translate within the budget: greedy chrF {causal} and exact "
-        "match {exact}, above copying the English unchanged (chrF {copy}); HF T5 chrF {t5}, HF Marian {marian}, same "
-        "size and budget.",
-        claims=(_claim("causal_learns_the_task", "the causal model's mean greedy chrF against a set threshold"),
-                _claim("causal_beats_copying_the_source", "the same chrF against the English copied as the output")),
-        metrics={"causal": _metric("causal_greedy_chrf", "{:.1f}", "causal_greedy_chrf_ci95"),
-                 "exact": _metric("causal_greedy_exact_match", "{:.2f}", "causal_greedy_exact_match_ci95"),
-                 "copy": _metric("copy_source_chrf", "{:.1f}"),
-                 "t5": _metric("t5_greedy_chrf", "{:.1f}"), "marian": _metric("marian_greedy_chrf", "{:.1f}")},
-        title="what the causal models reach"),
-)
+VERDICT = tuple(sentences_of(NOTEBOOK_STEM))  # the findings' real-translation sentences (utils.reporting.findings)
 
 
 def verdict_records(results: dict[str, Any]) -> list[dict[str, Any]]:

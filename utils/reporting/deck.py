@@ -41,10 +41,10 @@ MAX_CLAIMS_SHOWN = 7
 ITEMS_PER_SLIDE = 2
 BODY_WORDS = 60  # the most words a slide shows; the rest goes to the speaker notes
 
-__all__ = ["BODY_WORDS", "build_deck", "fit_words", "inline_markdown", "install_reveal", "plan_slides", "word_count"]
+__all__ = ["BODY_WORDS", "build_deck"]
 
 
-def install_reveal(vendor: Path = VENDOR_DIR) -> Path:
+def _install_reveal(vendor: Path = VENDOR_DIR) -> Path:
     """reveal.js's files from the pinned wheel, in `vendor/reveal.js-<version>/` (downloaded once)."""
     target = vendor / f"reveal.js-{REVEAL_VERSION}"
     if all((target / name).exists() for name in REVEAL_FILES):
@@ -76,7 +76,7 @@ _CODE = re.compile(r"`([^`]+)`")
 _BOLD = re.compile(r"\*\*([^*]+)\*\*")
 
 
-def inline_markdown(text: str) -> Markup:
+def _inline_markdown(text: str) -> Markup:
     """`code` and **bold** of a findings sentence as HTML (everything else escaped)."""
     parts = _CODE.split(text or "")
     out = []
@@ -91,18 +91,18 @@ def inline_markdown(text: str) -> Markup:
 _SENTENCE_END = re.compile(r"(?<=[.;:])\s+(?=[A-Z`(])")
 
 
-def word_count(text: str) -> int:
+def _word_count(text: str) -> int:
     """Words a reader sees in `text` (HTML tags and markup left out)."""
     return len(re.sub(r"<[^>]+>", " ", str(text or "")).replace("`", "").split())
 
 
-def fit_words(text: str, limit: int) -> tuple[str, str]:
+def _fit_words(text: str, limit: int) -> tuple[str, str]:
     """(shown, rest): the leading sentences of `text` that fit in `limit` words (a first sentence longer than that is
     cut, with an ellipsis), and what is left for the notes."""
     sentences = [part for part in _SENTENCE_END.split(text or "") if part]
     shown: list[str] = []
     for sentence in sentences:
-        if word_count(" ".join([*shown, sentence])) > limit:
+        if _word_count(" ".join([*shown, sentence])) > limit:
             break
         shown.append(sentence)
     if not shown and sentences:
@@ -133,7 +133,7 @@ def _claims_view(claims: list[dict[str, Any]], budget: int = MAX_CLAIMS_SHOWN) -
 
 def _claims_words(view: dict[str, Any]) -> int:
     """Words the claim list shows: its heading, one per label (and a status), the "+ n more (notes)" line."""
-    return 2 + sum(1 + (0 if c["holds"] else word_count(c["status"])) for c in view["shown"]) + 4
+    return 2 + sum(1 + (0 if c["holds"] else _word_count(c["status"])) for c in view["shown"]) + 4
 
 
 _NUMBER = re.compile(r"^\s*([-+−]?[\d.,]+\s*[%x×]?)\s*(.*)$")
@@ -159,10 +159,10 @@ def _headline(text: str) -> Markup:
     """The verdict sentence with its leading verdict word (SAME, DIFFERS, ...) marked for colour."""
     match = _VERDICT_WORD.match(text)
     if not match:
-        return inline_markdown(text)
+        return _inline_markdown(text)
     word = match.group(1)
     tone = {"SAME": "same", "DIFFERS": "differs"}.get(word.split()[0], "other")
-    return Markup(f'<span class="verdict-word {tone}">{html.escape(word)}</span>') + inline_markdown(text[len(word):])
+    return Markup(f'<span class="verdict-word {tone}">{html.escape(word)}</span>') + _inline_markdown(text[len(word):])
 
 
 def _aspect(png: Path) -> float:
@@ -190,12 +190,12 @@ def _verdict_slide(record: dict[str, Any], kicker: str, reports: Path, kind: str
     if figure and not (reports / figure).exists():
         print(f"warning: {record['id']}: figure {figure} not found under {reports}", file=sys.stderr)
         figure = None
-    headline, rest = fit_words(record["text"], BODY_WORDS // 2)
-    used = word_count(kicker) + word_count(headline)
+    headline, rest = _fit_words(record["text"], BODY_WORDS // 2)
+    used = _word_count(kicker) + _word_count(headline)
     metrics = []
     quoted = sorted(record.get("metrics") or [], key=lambda m: m.get("interval") is None)  # measured numbers first
     for view in (view for view in map(_metric_view, quoted) if view):
-        words = word_count(" ".join(view.values()))
+        words = _word_count(" ".join(view.values()))
         if len(metrics) == 2 or used + words > BODY_WORDS - 6:
             break
         metrics.append(view)
@@ -222,17 +222,17 @@ def _list_slides(records: list[dict[str, Any]], heading: str, kind: str) -> list
     slides = []
     for number, chunk in enumerate(chunks, 1):
         title = heading if len(chunks) == 1 else f"{heading} ({number}/{len(chunks)})"
-        share = (BODY_WORDS - word_count(title)) // len(chunk)
+        share = (BODY_WORDS - _word_count(title)) // len(chunk)
         items = []
         for r in chunk:
-            text, _ = fit_words(r["text"], share - word_count(r["title"]))
+            text, _ = _fit_words(r["text"], share - _word_count(r["title"]))
             items.append({"title": r["title"], "text": text, "established": r["established"],
                           "claims": _claims_view(r["claims"])})
         notes = _notes(*[f"{r['title']}: {r['text']}" + (f" ({r['notes']})" if r.get("notes") else "")
                          for r in chunk],
                        "Backing claims:\n" + _claim_notes([c for r in chunk for c in r["claims"]]))
         slides.append({"kind": kind, "id": f"{kind}.{number}", "title": title, "entries": items, "notes": notes,
-                       "words": word_count(title) + sum(word_count(i["title"]) + word_count(i["text"])
+                       "words": _word_count(title) + sum(_word_count(i["title"]) + _word_count(i["text"])
                                                         for i in items)})
     return slides
 
@@ -244,13 +244,13 @@ def _answer_slides(answers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for index, question in enumerate(questions, 1):
         group = [a for a in answers if a["title"] == question]
         kicker = f"Answer {index} of {len(questions)}"
-        verdict, rest = fit_words(group[0]["text"], BODY_WORDS - word_count(kicker) - word_count(question) - 8)
+        verdict, rest = _fit_words(group[0]["text"], BODY_WORDS - _word_count(kicker) - _word_count(question) - 8)
         claims = list({(c["notebook"], c["id"]): c for a in group for c in a["claims"]}.values())
         view = _claims_view(claims, budget=0)
         details = " ".join([rest, *(a["text"] for a in group[1:])]).strip()
         slides.append({"kind": "answer", "id": group[0]["id"].rsplit(".", 1)[0], "kicker": kicker, "title": question,
                        "text": verdict, "established": all(a["established"] for a in group), "claims": view,
-                       "words": word_count(kicker) + word_count(question) + word_count(verdict) + 8,
+                       "words": _word_count(kicker) + _word_count(question) + _word_count(verdict) + 8,
                        "notes": _notes(verdict, "Details: " + details if details else "",
                                        *[a.get("notes", "") for a in group],
                                        "Backing claims:\n" + _claim_notes(claims))})
@@ -262,7 +262,7 @@ def _claim_counts(results: dict[str, dict[str, Any]]) -> tuple[int, int]:
     return len(claims), sum(bool(c.get("holds")) for c in claims)
 
 
-def plan_slides(sentences: list[dict[str, Any]], results: dict[str, dict[str, Any]], reports: Path,
+def _plan_slides(sentences: list[dict[str, Any]], results: dict[str, dict[str, Any]], reports: Path,
                 provenance: str = "") -> list[dict[str, Any]]:
     """The slides, in order, as plain dicts the template renders (every one with speaker notes)."""
     answers = by_section(sentences, "answer")
@@ -274,7 +274,7 @@ def plan_slides(sentences: list[dict[str, Any]], results: dict[str, dict[str, An
                "subtitle": f"Lab meeting · {len(results) - (FINDINGS in results)} executed notebooks · "
                            f"{n_hold} of {n_claims} recorded claims hold",
                "provenance": provenance,
-               "words": word_count(DECK_TITLE) + sum(map(word_count, questions)) + word_count(provenance) + 12,
+               "words": _word_count(DECK_TITLE) + sum(map(_word_count, questions)) + _word_count(provenance) + 12,
                "notes": _notes("A researcher trained an encoder-decoder by feeding the whole right-shifted target "
                                "in one pass, with padding masks only, no loop and no per-step loss masking, and "
                                "decoded greedily. Three questions: " + " ".join(questions),
@@ -283,7 +283,7 @@ def plan_slides(sentences: list[dict[str, Any]], results: dict[str, dict[str, An
     slides += _answer_slides(answers)  # answers first, then the evidence
     slides += [_verdict_slide(record, f"Verdict {index} of {len(verdicts)} · {record['title']}", reports)
                for index, record in enumerate(verdicts, 1)]
-    with_figure = [r for r in real_data if r.get("figure")][:1]  # real data, with notebook 10's figure
+    with_figure = [r for r in real_data if r.get("figure")]  # real data: CMUdict (10) and real translation (14)
     slides += [_verdict_slide(record, record["title"] or "Real data", reports, kind="real_data")
                for record in with_figure]
     slides += _list_slides(by_section(sentences, "pitfall"), "Pitfalls", "pitfall")
@@ -317,8 +317,8 @@ def build_deck(reports: Path, out_dir: Path, findings: Path | None = None, revea
     """Write `out_dir/index.html` (+ reveal.js/, figures/, and deck.pdf when `pdf`) from the findings records."""
     sentences = load_sentences(findings or findings_path(reports))
     results = load_all_results(reports / "results")
-    slides = plan_slides(sentences, results, reports, _provenance(reports))
-    reveal = reveal or install_reveal()
+    slides = _plan_slides(sentences, results, reports, _provenance(reports))
+    reveal = reveal or _install_reveal()
     out_dir.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out_dir / "reveal.js", ignore_errors=True)
     shutil.copytree(reveal, out_dir / "reveal.js")
@@ -330,7 +330,7 @@ def build_deck(reports: Path, out_dir: Path, findings: Path | None = None, revea
         shutil.copy2(reports / figure, out_dir / figure)
     environment = Environment(loader=FileSystemLoader(TEMPLATES_DIR), autoescape=True, trim_blocks=True,
                               lstrip_blocks=True)
-    environment.filters["md"] = inline_markdown
+    environment.filters["md"] = _inline_markdown
     page = environment.get_template("index.html.j2").render(slides=slides, title=DECK_TITLE)
     path = out_dir / "index.html"
     path.write_text(page, encoding="utf-8")

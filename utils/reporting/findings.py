@@ -514,6 +514,61 @@ REAL_DATA = (
              title="A real pretrained model, audited"),
 )
 
+NB14 = "14_tinfer_real_translation"
+
+
+def _c14(claim_id: str, reason: str) -> Claim:
+    return Claim(NB14, claim_id, reason)
+
+
+def _m14(name: str, spec: str = "{:.2f}", interval: str | None = None) -> Metric:
+    return Metric(NB14, name, spec, interval)
+
+
+# notebook 14: the four variants on real English-German UI strings (rendered there too, as its own verdict)
+REAL_TRANSLATION = (
+    Sentence(
+        "nb14.teacher_forced", "real_data",
+        "On real English-German UI strings, teacher-forced, the researcher's no-mask model looks best: validation "
+        "loss {no_mask} against {causal} for the causal model.",
+        claims=(_c14("no_mask_lowest_teacher_forced_loss", "validation loss of every variant, mean over seeds"),),
+        metrics={"no_mask": _m14("no_mask_validation_loss", "{:.3f}"),
+                 "causal": _m14("causal_validation_loss", "{:.3f}")},
+        title="teacher-forced loss on real sentences"),
+    Sentence(
+        "nb14.greedy", "real_data",
+        "Decoded greedily it is the worst: chrF {no_mask} against {causal} for the causal model, in every seed, "
+        "and its decoder reads the label it must predict (the audit finds a leak in every trained no-mask model).",
+        claims=(_c14("no_mask_worst_greedy_chrf", "greedy chrF of every variant, mean over seeds"),
+                _c14("no_mask_fails_in_every_seed", "each seed of (a) below the worst seed of (b)-(d)"),
+                _c14("no_mask_model_leaks", "the future-leakage audit on every trained no-mask model"),
+                _c14("causal_model_does_not_leak", "the same audit on every trained causal model")),
+        metrics={"no_mask": _m14("no_mask_greedy_chrf", "{:.1f}", "no_mask_greedy_chrf_ci95"),
+                 "causal": _m14("causal_greedy_chrf", "{:.1f}", "causal_greedy_chrf_ci95")},
+        figure="figures/14_tinfer_real_translation/chrf_exact_match_by_variant.png",
+        title="greedy decoding on real sentences"),
+    Sentence(
+        "nb14.leakage_vs_exposure", "real_data",
+        "Its drop from teacher-forced to free-running token accuracy (gap {no_mask_gap}) is label leakage, larger "
+        "than the causal model's exposure bias (gap {causal_gap}).",
+        claims=(_c14("leakage_gap_exceeds_exposure_gap", "teacher-forced and free-running accuracy, per model"),),
+        metrics={"no_mask_gap": _m14("no_mask_teacher_forced_free_running_gap"),
+                 "causal_gap": _m14("causal_teacher_forced_free_running_gap")},
+        title="label leakage vs exposure bias on real sentences"),
+    Sentence(
+        "nb14.causal_learns", "real_data",
+        "With the causal mask the same model learns to translate within the budget: greedy chrF {causal} and exact "
+        "match {exact}, above copying the English unchanged (chrF {copy}); HF T5 chrF {t5}, HF Marian {marian}, same "
+        "size and budget.",
+        claims=(_c14("causal_learns_the_task", "the causal model's mean greedy chrF against a set threshold"),
+                _c14("causal_beats_copying_the_source", "the same chrF against the English copied as the output")),
+        metrics={"causal": _m14("causal_greedy_chrf", "{:.1f}", "causal_greedy_chrf_ci95"),
+                 "exact": _m14("causal_greedy_exact_match", "{:.2f}", "causal_greedy_exact_match_ci95"),
+                 "copy": _m14("copy_source_chrf", "{:.1f}"),
+                 "t5": _m14("t5_greedy_chrf", "{:.1f}"), "marian": _m14("marian_greedy_chrf", "{:.1f}")},
+        title="what the causal models reach"),
+)
+
 DATA_PARALLEL = (
     Sentence("data_parallel.loss", "data_parallel",
              "With data parallelism each rank averages the loss over its own tokens: with one rank holding {ratio} "
@@ -600,7 +655,7 @@ def all_sentences() -> list[Sentence]:
     cells = [s for row in ROWS for s in (row.hf_t5, row.hf_marian, row.verdict)]
     return (cells + [s for group in ANSWERS.values() for s in group] + list(PITFALLS) + list(HF_DEFAULTS)
             + list(VERSIONS)
-            + list(REAL_DATA) + list(DATA_PARALLEL) + list(AUDIT) + list(SCOPE))
+            + list(REAL_DATA) + list(REAL_TRANSLATION) + list(DATA_PARALLEL) + list(AUDIT) + list(SCOPE))
 
 
 def sentences_of(notebook: str) -> list[Sentence]:
@@ -632,8 +687,8 @@ def sentence_records(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]
     for question, group in ANSWERS.items():
         for record in render_all(list(group), results):
             records.append(record | {"title": question})
-    rest = (list(PITFALLS) + list(HF_DEFAULTS) + list(VERSIONS) + list(REAL_DATA) + list(DATA_PARALLEL)
-            + list(AUDIT) + list(SCOPE))
+    rest = (list(PITFALLS) + list(HF_DEFAULTS) + list(VERSIONS) + list(REAL_DATA) + list(REAL_TRANSLATION)
+            + list(DATA_PARALLEL) + list(AUDIT) + list(SCOPE))
     return records + render_all(rest, results)
 
 
