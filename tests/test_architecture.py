@@ -67,12 +67,12 @@ def test_position_information_notices_a_changed_table(tokenizers):
 
 def test_marian_layout_reorders_columns():
     table = torch.arange(12.0).view(2, 6)
-    assert arch.marian_layout(table).tolist() == [[0, 2, 4, 1, 3, 5], [6, 8, 10, 7, 9, 11]]
+    assert arch._marian_layout(table).tolist() == [[0, 2, 4, 1, 3, 5], [6, 8, 10, 7, 9, 11]]
 
 
 def test_norm_subtracts_mean_tells_layernorm_from_rmsnorm():
-    assert arch.norm_subtracts_mean(nn.LayerNorm(8), 8)
-    assert not arch.norm_subtracts_mean(T5LayerNorm(8), 8)
+    assert arch._norm_subtracts_mean(nn.LayerNorm(8), 8)
+    assert not arch._norm_subtracts_mean(T5LayerNorm(8), 8)
 
 
 def test_norm_placement(models, batches):
@@ -229,8 +229,8 @@ def test_library_default_config_changes_only_the_sizes():
     assert marian.vocab_size == 58101 and marian.decoder_start_token_id == marian.pad_token_id == 58100
     t5 = arch.library_default_config("t5")
     assert (t5.d_model, t5.d_kv, t5.num_heads) == (64, 16, 4) and not hasattr(t5, "decoder_start_token_id")
-    assert arch.start_token_id(t5) == t5.pad_token_id == 0
-    assert arch.start_token_id(arch.library_default_config("bart")) == 2
+    assert arch._start_token_id(t5) == t5.pad_token_id == 0
+    assert arch._start_token_id(arch.library_default_config("bart")) == 2
     with pytest.raises(ValueError, match="family must be one of"):
         arch.library_default_config("tinfer")
     with pytest.raises(ValueError, match="'size' must be one of"):
@@ -278,9 +278,9 @@ def test_position_information_on_an_accelerator_matches_the_cpu(tokenizers, simu
 
 def test_sinusoid_comparison_separates_a_reordered_table():
     table = arch.sinusoidal_positions(64, 16)
-    reordered = arch.marian_layout(table)
-    assert arch.sinusoid_comparison(reordered, reordered + 1e-6).same
-    assert arch.sinusoid_comparison(table, reordered).different  # interleaved vs halves: far apart
+    reordered = arch._marian_layout(table)
+    assert arch._sinusoid_comparison(reordered, reordered + 1e-6).same
+    assert arch._sinusoid_comparison(table, reordered).different  # interleaved vs halves: far apart
 
 
 def test_table_claims_follow_expected_cells():

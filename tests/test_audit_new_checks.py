@@ -12,13 +12,13 @@ from utils.experiments.audit_your_model import (
     INFO,
     PASS,
     SKIPPED,
+    _check_source_padding_side,
+    _check_tgt_is_causal_hint,
     audit_batch,
     check_batched_equals_single,
     check_encoder_fast_path,
     check_gradient_causality,
     check_padding_invariance,
-    check_source_padding_side,
-    check_tgt_is_causal_hint,
     load_model,
     run_audit,
 )
@@ -77,7 +77,7 @@ def test_padding_checks_flag_a_model_that_ignores_the_source_mask(causal):
 
 
 def test_source_padding_side_is_measured_not_judged(causal):
-    check = check_source_padding_side(causal, audit_batch(causal, **BATCH))
+    check = _check_source_padding_side(causal, audit_batch(causal, **BATCH))
     assert check.status == INFO and check.evidence["verdict"] == "differ"  # sinusoidal positions from column 0
 
 
@@ -94,7 +94,7 @@ def test_encoder_fast_path_flags_a_decoder_that_reads_padded_memory():
     example = load_model(NN_TRANSFORMER)
     batch = audit_batch(example, **BATCH)
     assert check_encoder_fast_path(example, batch).status == PASS
-    hint = check_tgt_is_causal_hint(example)
+    hint = _check_tgt_is_causal_hint(example)
     assert hint.status == INFO and hint.evidence["verdict"] == "not causal"
 
     def no_memory_mask(input_ids, decoder_input_ids, attention_mask=None, decoder_attention_mask=None):

@@ -205,9 +205,9 @@ def test_pdf_has_one_page_per_slide(built):
 
 
 def test_screenshots_for_a_person(built, browser):
-    from utils.reporting.render import take_screenshots
+    from utils.reporting.render import _take_screenshots
 
-    paths = take_screenshots(built / "site", built / "slides", SCREENSHOTS, context=browser)
+    paths = _take_screenshots(built / "site", built / "slides", SCREENSHOTS, context=browser)
     names = [path.name for path in paths]
     assert names[0] == "site_home.png" and sum(name.startswith("slide_") for name in names) >= 6
     assert all(path.stat().st_size > 10_000 for path in paths)

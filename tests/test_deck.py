@@ -19,12 +19,12 @@ from utils.harness.paths import REPO_ROOT
 from utils.harness.results import load_all_results
 from utils.reporting.deck import (
     BODY_WORDS,
+    _fit_words,
+    _inline_markdown,
+    _install_reveal,
+    _plan_slides,
+    _word_count,
     build_deck,
-    fit_words,
-    inline_markdown,
-    install_reveal,
-    plan_slides,
-    word_count,
 )
 from utils.reporting.sentences import load_sentences
 from utils.reporting.site import remote_references
@@ -73,7 +73,7 @@ def fixture_records() -> dict:
 
 def plan(findings: dict | None = None):
     findings = findings or fixture_records()
-    return plan_slides(findings["sentences"], load_all_results(REPORTS / "results"), REPORTS)
+    return _plan_slides(findings["sentences"], load_all_results(REPORTS / "results"), REPORTS)
 
 
 def test_a_findings_file_without_sentences_is_refused_naming_the_file_and_key(tmp_path):
@@ -176,8 +176,8 @@ def test_no_slide_body_is_over_the_word_limit_and_nothing_is_lost():
         assert slide.get("words", 0) <= BODY_WORDS, (slide["id"], slide.get("words"))
     pitfall = next(s for s in plan(findings) if s["kind"] == "pitfall")
     assert long["text"] in pitfall["notes"]  # what the slide leaves out is in the notes
-    shown, rest = fit_words(long["text"], 20)
-    assert word_count(shown) <= 20 and rest and shown.endswith("words.")
+    shown, rest = _fit_words(long["text"], 20)
+    assert _word_count(shown) <= 20 and rest and shown.endswith("words.")
 
 
 def test_the_real_data_slide_shows_notebook_10s_figure():
@@ -190,11 +190,11 @@ def test_the_real_data_slide_shows_notebook_10s_figure():
 
 
 def test_inline_markdown_escapes_html_and_keeps_code():
-    assert inline_markdown("a <b> `x < y` **bold**") == "a &lt;b&gt; <code>x &lt; y</code> <strong>bold</strong>"
+    assert _inline_markdown("a <b> `x < y` **bold**") == "a &lt;b&gt; <code>x &lt; y</code> <strong>bold</strong>"
 
 
 def test_reveal_comes_from_the_pinned_wheel():
-    reveal = install_reveal()
+    reveal = _install_reveal()
     assert "reveal.js 5.2.0" in (reveal / "dist" / "reveal.js").read_text(encoding="utf-8")[:200]
     assert (reveal / "plugin" / "notes" / "notes.js").exists() and (reveal / "LICENSE").exists()
 

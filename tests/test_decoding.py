@@ -33,7 +33,7 @@ from utils.handwritten.decoding import (
 from utils.handwritten.seq2seq import special_token_ids
 from utils.handwritten.tinfer import TinferConfig, TinferModel
 from utils.workbench.constrained_search import (
-    ConstraintState,
+    _ConstraintState,
     constrained_beam_search,
     constraints_from_words,
     contains_sequence,
@@ -265,7 +265,7 @@ def test_rerank_can_flip_between_penalties():
 
 def test_constraint_state_tracks_phrases_and_alternatives():
     constraints = [[[5, 6]], [[7], [8, 9]]]
-    state = ConstraintState.start(constraints)
+    state = _ConstraintState.start(constraints)
     assert state.next_tokens(constraints) == {5, 7, 8}
     state = state.advance(5, constraints)
     assert state.partial[0] == (5,) and state.progress(constraints) == 1

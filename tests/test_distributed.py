@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from utils.workbench.distributed import (
-    global_token_count,
+    _global_token_count,
     normalised_loss,
     parameter_digest,
     parameter_spread,
@@ -26,7 +26,7 @@ def test_a_batch_that_does_not_split_is_refused():
 
 def test_without_a_process_group_the_all_reduce_is_the_identity():
     labels = [torch.tensor([[1, 2, -100]]), torch.tensor([[3, -100, -100]])]
-    assert global_token_count(labels) == 3
+    assert _global_token_count(labels) == 3
     model = torch.nn.Linear(2, 2)
     assert parameter_spread(model) == 0.0 and len(parameter_digest(model)) == 64
 

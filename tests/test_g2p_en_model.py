@@ -31,7 +31,7 @@ def model():
 def test_vocabularies_are_the_installed_ones():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", (SyntaxWarning, DeprecationWarning))  # g2p.py: a regex in a plain string
-        tree = ast.parse((g2p_en_model.package_dir() / "g2p.py").read_text(encoding="utf-8"))
+        tree = ast.parse((g2p_en_model._package_dir() / "g2p.py").read_text(encoding="utf-8"))
     found = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Attribute) and \
@@ -82,7 +82,7 @@ def test_missing_or_damaged_checkpoint(tmp_path, monkeypatch):
         g2p_en_model.load_checkpoint(tmp_path / "broken.npz")
     monkeypatch.setattr(g2p_en_model.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(G2pEnError, match=r"pip install g2p-en==2\.1\.0"):
-        g2p_en_model.checkpoint_path()
+        g2p_en_model._checkpoint_path()
 
 
 def test_a_recurrent_model_passes_the_audit_of_notebook_09(model):

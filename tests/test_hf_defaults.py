@@ -29,7 +29,7 @@ def test_checkpoint_config_carries_the_checkpoint_fields():
 
 def test_t5_labels_only_decodes_from_shift_right_with_causal_only_mask(t5):
     model, batch = t5
-    with hd.watch_decoder_calls(model) as calls, torch.no_grad():
+    with hd._watch_decoder_calls(model) as calls, torch.no_grad():
         model(**hd.call_kwargs("labels_only", batch))
     assert torch.equal(calls[0]["input_ids"], shift_right(batch["labels"], 0, 0))
     cell = hd.measure_call(model, "labels_only", batch, "eager")
@@ -104,7 +104,7 @@ def test_describe_allowed_tells_masks_apart():
 
 
 def test_matrix_rows_have_one_column_per_call_form():
-    matrix = {"bart": {"default": {"eager": hd.measure_family("bart", "default", "eager")}}}
+    matrix = {"bart": {"default": {"eager": hd._measure_family("bart", "default", "eager")}}}
     (row,) = hd.matrix_rows(matrix)
     assert set(row) == {"family", "config", "attention", *hd.CALL_FORMS, "generate"}
     assert row["neither"].startswith("shift_right(input_ids)")
@@ -124,5 +124,5 @@ def test_loss_reduction_tells_the_reductions_apart_with_the_dtype_tolerance():
     labels = torch.tensor([[3, 4, 5, 6, 7], [3, 4, -100, -100, -100]])  # unequal lengths
     for reduction, name in (("token_mean", "mean over non -100 tokens"), ("sequence_mean", "mean of sequence means"),
                             ("sum", "sum")):
-        assert hd.loss_reduction(masked_cross_entropy(logits, labels, reduction=reduction), logits, labels) == name
-    assert hd.loss_reduction(masked_cross_entropy(logits, labels) + 1e-2, logits, labels) == "other"
+        assert hd._loss_reduction(masked_cross_entropy(logits, labels, reduction=reduction), logits, labels) == name
+    assert hd._loss_reduction(masked_cross_entropy(logits, labels) + 1e-2, logits, labels) == "other"

@@ -12,13 +12,14 @@ from transformers import DataCollatorForLanguageModeling
 
 from utils.experiments.lm_objectives import (
     ReplacementCounts,
+    _gpt2_config,
+    _roberta_config,
     build_causal_lm,
     build_masked_lm,
     check_span_corruption,
     count_mlm_replacements,
     count_spans,
     dynamic_mlm_loss_fn,
-    gpt2_config,
     masked_lm_nll_by_replacement,
     measure_mlm_replacements,
     noise_span_counts,
@@ -27,7 +28,6 @@ from utils.experiments.lm_objectives import (
     plot_attention,
     prefix_consistency,
     random_spans_noise_mask,
-    roberta_config,
     shifted_causal_lm_loss,
     span_corrupt,
     span_corruption_features,
@@ -397,10 +397,10 @@ def test_masked_lm_nll_by_replacement_splits_kinds():
 
 
 def test_configs_follow_the_tokenizer_and_size(bpe):
-    config = gpt2_config(bpe, "tiny")
+    config = _gpt2_config(bpe, "tiny")
     assert config.vocab_size == len(bpe) and config.n_embd == SIZES["tiny"]["d_model"]
     assert config.n_layer == 2 * SIZES["tiny"]["n_layers"] and config.pad_token_id == bpe.pad_token_id
-    config = roberta_config(bpe, "small", dropout=0.0)
+    config = _roberta_config(bpe, "small", dropout=0.0)
     assert config.hidden_size == SIZES["small"]["d_model"] and config.hidden_dropout_prob == 0.0
     assert config.max_position_embeddings > 256 + bpe.pad_token_id  # RoBERTa positions start after the pad id
 

@@ -321,9 +321,9 @@ def test_results_of_the_notebooks_being_run_are_not_checked(tmp_path):
     out = tmp_path / "D"
     (out / "results").mkdir(parents=True)
     (out / "results" / "00_reads_results.json").write_text("not json: about to be replaced")
-    run.check_published_results(out, [findings_notebook(tmp_path / "notebooks")])
+    run._check_published_results(out, [findings_notebook(tmp_path / "notebooks")])
     (out / "results" / "03_bad.json").write_text("not json")
-    run.check_published_results(out, [write_notebook(tmp_path / "notebooks", "04_not_findings")])  # no 00_*
+    run._check_published_results(out, [write_notebook(tmp_path / "notebooks", "04_not_findings")])  # no 00_*
 
 
 @pytest.mark.parametrize("make_out", [

@@ -15,7 +15,7 @@ import pytest
 
 import utils.harness.parameters
 from utils.harness import publishing, run
-from utils.harness.kernel import installed_kernels
+from utils.harness.kernel import _installed_kernels
 from utils.harness.paths import REPO_ROOT
 
 FIXTURES = Path(__file__).parent / "fixtures" / "notebooks"
@@ -97,7 +97,7 @@ def test_wrong_type_is_refused_naming_parameter_and_type(notebooks, tmp_path, ca
 
 
 def test_parameter_applies_to_each_notebook_declaring_it(notebooks):
-    runs = dict(run.prepare_runs(run.select_notebooks(["01", "02"]), False, {"name": "z", "steps": "4"}))
+    runs = dict(run._prepare_runs(run.select_notebooks(["01", "02"]), False, {"name": "z", "steps": "4"}))
     expected = {"01_fixture": {"name": "z"}, "02_other": {"steps": 4, "name": "z"}}
     assert {p.stem: overrides for p, overrides in runs.items()} == expected
 
@@ -105,7 +105,7 @@ def test_parameter_applies_to_each_notebook_declaring_it(notebooks):
 def test_parameter_declared_by_no_selected_notebook_is_refused(notebooks):
     expected = r"'steps' for 01_fixture, 00_summary; allowed: n, name, fail, verbose"
     with pytest.raises(run.ParameterError, match=expected):
-        run.prepare_runs(run.select_notebooks(["01", "00"]), False, {"steps": "4"})
+        run._prepare_runs(run.select_notebooks(["01", "00"]), False, {"steps": "4"})
 
 
 def test_smoke_entry_applied_and_overridden_by_cli(notebooks):
@@ -142,7 +142,7 @@ def test_unknown_kernel_is_refused(notebooks, tmp_path, capsys):
 
 
 def test_python3_kernel_is_installed():
-    assert KERNEL in installed_kernels()
+    assert KERNEL in _installed_kernels()
 
 
 def test_source_hash_is_sha256_of_bytes(tmp_path):

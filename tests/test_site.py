@@ -8,8 +8,8 @@ import pytest
 from test_deck import REPORTS, built_reports, fixture_records, fixture_reports
 
 from utils.harness.results import load_all_results
-from utils.reporting.site import cell_links, remote_references, write_docs
-from utils.reporting.site_hooks import strip_remote_scripts
+from utils.reporting.site import _cell_links, _write_docs, remote_references
+from utils.reporting.site_hooks import _strip_remote_scripts
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +29,11 @@ def test_the_hook_removes_mathjax_and_mermaid():
     page = ('<p>x</p><!-- Load mathjax -->\n<script src="https://cdnjs/mathjax.js"> </script>\n'
             '<!-- End of mathjax configuration --><script type="module">\n const m = await import("https://cdnjs/'
             'mermaid.esm.min.mjs");\n</script><script src=""></script><p>y</p>')
-    assert strip_remote_scripts(page) == "<p>x</p><p>y</p>"
+    assert _strip_remote_scripts(page) == "<p>x</p><p>y</p>"
 
 
 def test_cells_are_found_by_execution_count_and_by_printed_claim():
-    by_count, by_claim = cell_links(REPORTS / "02_causal_mask.ipynb")
+    by_count, by_claim = _cell_links(REPORTS / "02_causal_mask.ipynb")
     notebook = json.loads((REPORTS / "02_causal_mask.ipynb").read_text(encoding="utf-8"))
     cell = next(c for c in notebook["cells"] if c["id"] == by_claim["one_pass_equals_loop_t5"])
     assert "[HOLDS] one_pass_equals_loop_t5:" in "".join(cell["outputs"][0]["text"])
@@ -43,7 +43,7 @@ def test_cells_are_found_by_execution_count_and_by_printed_claim():
 def test_the_site_needs_the_deck_first(tmp_path):
     reports = fixture_reports(tmp_path / "reports")
     with pytest.raises(FileNotFoundError, match="make slides"):
-        write_docs(reports, tmp_path / "docs", fixture_records()["sentences"], reports / "slides")
+        _write_docs(reports, tmp_path / "docs", fixture_records()["sentences"], reports / "slides")
 
 
 def test_home_page_links_the_verdict_table_to_cells(site):

@@ -8,7 +8,7 @@ from tokenizers import Tokenizer
 
 from utils.harness.paths import TOKENIZERS_DIR
 from utils.workbench.data import LANGUAGES, SPLITS, load_english_corpus, load_split
-from utils.workbench.tokenizers import TOKENIZER_FILES, TOKENIZER_NAMES, build_tokenizers, load_tokenizer
+from utils.workbench.tokenizers import TOKENIZER_FILES, TOKENIZER_NAMES, _build_tokenizers, load_tokenizer
 
 EXPECTED_IDS = {
     "t5": {"pad": 0, "eos": 1, "unk": 2, "bos": None, "mask": None, "size": 612},
@@ -125,7 +125,7 @@ def test_marian_vocab_matches_its_sentencepiece_ids():
 
 
 def test_regenerated_tokenizers_match_committed_files(tmp_path):
-    build_tokenizers(out_dir=tmp_path)
+    _build_tokenizers(out_dir=tmp_path)
     for name in TOKENIZER_NAMES:
         committed, rebuilt = TOKENIZERS_DIR / name, tmp_path / name
         files = sorted(path.name for path in committed.iterdir())

@@ -6,11 +6,11 @@ import json
 from torch.nn.utils import parameters_to_vector
 
 from utils.experiments.data_parallel import (
-    command_arguments,
+    _command_arguments,
+    _run_single,
+    _run_torchrun,
     command_model_and_features,
     relative_difference,
-    run_single,
-    run_torchrun,
     step_update,
 )
 from utils.experiments.train_command import CONFIG_FILE, STATE_FILE, build_parser, main
@@ -56,8 +56,8 @@ def test_a_checkpoint_written_with_another_config_is_refused(capsys, tmp_path):
 
 def test_two_torchrun_cpu_processes_match_one_process(tmp_path):
     two, one = tmp_path / "two", tmp_path / "one"
-    run_torchrun(2, "utils.train", SGD_STEP + ["--steps", "2", "--save-every", "1", "--out", str(two)], timeout=300)
-    run_single("utils.train", SGD_STEP + ["--steps", "1", "--out", str(one)], timeout=300)
+    _run_torchrun(2, "utils.train", SGD_STEP + ["--steps", "2", "--save-every", "1", "--out", str(two)], timeout=300)
+    _run_single("utils.train", SGD_STEP + ["--steps", "1", "--out", str(one)], timeout=300)
     ranks = [json.loads((two / "ranks" / f"rank{r}.json").read_text(encoding="utf-8")) for r in (0, 1)]
     results = json.loads((two / "results" / "train.json").read_text(encoding="utf-8"))
     # (a) after 2 steps both ranks hold bit-identical parameters, though they saw different examples and tokens
@@ -73,4 +73,4 @@ def test_two_torchrun_cpu_processes_match_one_process(tmp_path):
     two_update, one_update = (step_update(out, 1, model, initial) for out in (two, one))
     assert one_update.abs().max() > 0
     assert relative_difference(two_update, one_update) < 1e-5
-    assert command_arguments({"batch_size": 8}) == ["--batch-size", "8"]
+    assert _command_arguments({"batch_size": 8}) == ["--batch-size", "8"]

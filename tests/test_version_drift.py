@@ -16,7 +16,7 @@ from utils.experiments.version_drift import (
     CONTROLS,
     UPSTREAM,
     DriftEnvironmentError,
-    drive,
+    _drive,
     load_records,
     matrix_rows,
     run_version,
@@ -122,7 +122,7 @@ def test_drive_reports_a_broken_environment_by_name_and_still_runs_the_others(tm
     half_installed = tmp_path / "half"
     fake_python(half_installed, record_script("4.51", "4.51.3"), stamp=False)
     out = tmp_path / "records"
-    code = drive({"4.46": str(tmp_path / "missing"), "4.51": str(half_installed), "4.57": str(good)}, out,
+    code = _drive({"4.46": str(tmp_path / "missing"), "4.51": str(half_installed), "4.57": str(good)}, out,
                  include_main=False)
     stderr = capsys.readouterr().err
     assert code == 1

@@ -65,16 +65,12 @@ __all__ = [
     "ffn_activation",
     "forward",
     "library_default_config",
-    "marian_layout",
     "norm_placement",
-    "norm_subtracts_mean",
     "norms_outside_layers",
     "output_scale",
     "position_information",
     "query_key_init_ratio",
     "relative_position_buckets",
-    "sinusoid_comparison",
-    "start_token_id",
     "summarize",
     "table_claims",
     "vocab_tensors",
@@ -118,7 +114,7 @@ def build_library_default_model(family: str, size: str = "tiny", seed: int = 0) 
     return model_class[family](config).eval()
 
 
-def start_token_id(config) -> int:
+def _start_token_id(config) -> int:
     """The config's decoder start id; the pad id where the config defines none (`T5Config()` does not: the released
     T5 checkpoints set it to pad). For probes whose answer does not depend on the start token."""
     start = getattr(config, "decoder_start_token_id", None)
@@ -212,7 +208,7 @@ def forward(model, family: str, batch: dict[str, torch.Tensor]):
 # ---------------------------------------------------------------- positions
 
 
-def marian_layout(table: torch.Tensor) -> torch.Tensor:
+def _marian_layout(table: torch.Tensor) -> torch.Tensor:
     """The paper's interleaved sin/cos table with the sin columns first and the cos columns after."""
     return torch.cat([table[:, 0::2], table[:, 1::2]], dim=1)
 
@@ -231,14 +227,14 @@ def position_information(model, family: str) -> dict:
                 "max_distance": model.config.relative_attention_max_distance}
     if family == "tinfer":
         table = model.positions.detach().cpu()  # (max_positions, d_model) on the host, beside the CPU formula
-        comparison = sinusoid_comparison(table, sinusoidal_positions(*table.shape))
+        comparison = _sinusoid_comparison(table, sinusoidal_positions(*table.shape))
         trainable = any(p is model.positions for p in model.parameters())
         return {"kind": "sinusoidal" if comparison.same and not trainable else "unknown", "trainable": trainable,
                 "layout": "interleaved sin/cos", "max_abs_diff_to_sinusoid": comparison.max_abs_diff,
                 "comparison": comparison.evidence()}
     weight = model.model.encoder.embed_positions.weight
     table = weight.detach().cpu()  # (rows, d_model) on the host
-    comparison = sinusoid_comparison(table, marian_layout(sinusoidal_positions(table.shape[0], table.shape[1])))
+    comparison = _sinusoid_comparison(table, _marian_layout(sinusoidal_positions(table.shape[0], table.shape[1])))
     kind = "sinusoidal" if comparison.same and not weight.requires_grad else (
         "learned" if weight.requires_grad else "unknown")
     return {"kind": kind, "trainable": weight.requires_grad, "rows": table.shape[0],
@@ -246,7 +242,7 @@ def position_information(model, family: str) -> dict:
             "max_abs_diff_to_sinusoid_sin_half_cos_half": comparison.max_abs_diff, "comparison": comparison.evidence()}
 
 
-def sinusoid_comparison(table: torch.Tensor, formula: torch.Tensor) -> Comparison:
+def _sinusoid_comparison(table: torch.Tensor, formula: torch.Tensor) -> Comparison:
     """A float32 position table against the formula, under the float32 tolerance at the scale of the largest
     argument pos * frequency (<= rows): sin of a float32 argument is only as exact as that argument (Marian's table is
     computed in float64 numpy, the formula here in float32 torch: 8.9e-6 apart on 258 rows)."""
@@ -260,7 +256,7 @@ def _is_norm(module: nn.Module) -> bool:
     return isinstance(module, nn.LayerNorm) or type(module).__name__.endswith(("LayerNorm", "RMSNorm"))
 
 
-def norm_subtracts_mean(norm: nn.Module, d_model: int) -> bool:
+def _norm_subtracts_mean(norm: nn.Module, d_model: int) -> bool:
     """LayerNorm is invariant to adding a constant to every feature; RMSNorm is not."""
     device = next(norm.parameters()).device
     x = torch.randn(2, 3, d_model, generator=torch.Generator().manual_seed(0)).to(device)
@@ -290,7 +286,7 @@ def norm_placement(model, family: str, batch: dict[str, torch.Tensor]) -> dict:
     norm = next(iter(norms.values()))
     return {"placement": placement, "norm_class": type(norm).__name__, "norms_per_layer": len(norms),
             "norms_outside_layers": norms_outside_layers(model),
-            "subtracts_mean": norm_subtracts_mean(norm, _d_model_of(model)),
+            "subtracts_mean": _norm_subtracts_mean(norm, _d_model_of(model)),
             "norm_has_bias": getattr(norm, "bias", None) is not None,
             "first_norm_reads_layer_input": reads_input, "layer_output_is_last_norm_output": writes_output}
 
@@ -458,7 +454,7 @@ def decoder_causality(model, batch: dict[str, torch.Tensor], vocab_size: int, sp
     """Perturb each decoder input position in turn (one teacher-forced pass, no decoder padding mask):
     causal when no output position moves for a change after it by more than float32 allows at the logits' scale."""
     model.eval()
-    decoder_input_ids = shift_right(batch["labels"], start_token_id(model.config), model.config.pad_token_id)
+    decoder_input_ids = shift_right(batch["labels"], _start_token_id(model.config), model.config.pad_token_id)
     logits_fn = seq2seq_logits_fn(model, batch["input_ids"], batch["attention_mask"])
     tolerance = tolerance_for(torch.float32).allowed(float(logits_fn(decoder_input_ids).abs().max()))
     report = future_leakage(logits_fn, decoder_input_ids, vocab_size, n_trials=n_trials, tolerance=tolerance,

@@ -245,7 +245,7 @@ def audit_batch(model, batch_size: int = 2, source_length: int = 8, target_lengt
     return to_device(batch, device)
 
 
-def teacher_forced_logits(model, batch: dict, decoder_input_ids: torch.Tensor | None = None,
+def _teacher_forced_logits(model, batch: dict, decoder_input_ids: torch.Tensor | None = None,
                           decoder_attention_mask: torch.Tensor | None = None, input_ids: torch.Tensor | None = None,
                           attention_mask: torch.Tensor | None = None) -> torch.Tensor:
     """One pass of `model.forward` on the batch's source, shape-checked: (B, T, V) in float64. The decoder mask is
@@ -288,13 +288,13 @@ def _relation(comparison: Comparison) -> str:
 
 
 @torch.no_grad()
-def check_future_leakage(model, batch: dict, n_trials: int = 4, tolerance: Tolerance | None = None,
+def _check_future_leakage(model, batch: dict, n_trials: int = 4, tolerance: Tolerance | None = None,
                          seed: int = 0) -> Check:
     """Perturb one decoder input at a time (no decoder padding: every position is real). A change at s > t counts
     when it exceeds the tolerance of the logits' magnitude."""
     tolerance = tolerance or _audit_tolerance()
-    magnitude = float(teacher_forced_logits(model, batch).abs().max())
-    report = future_leakage(lambda ids: teacher_forced_logits(model, batch, ids), batch["decoder_input_ids"],
+    magnitude = float(_teacher_forced_logits(model, batch).abs().max())
+    report = future_leakage(lambda ids: _teacher_forced_logits(model, batch, ids), batch["decoder_input_ids"],
                             model.vocab_size, n_trials=n_trials, tolerance=tolerance.allowed(magnitude), seed=seed,
                             special_ids=(model.pad_token_id, model.eos_token_id, model.decoder_start_token_id))
     comparison = Comparison(report.max_future_sensitivity, magnitude, tolerance)
@@ -315,16 +315,16 @@ def loop_logits(model, batch: dict) -> torch.Tensor:
     decoder_input_ids, decoder_attention_mask = batch["decoder_input_ids"], batch["decoder_attention_mask"]
     rows = []
     for end in range(1, decoder_input_ids.shape[1] + 1):
-        logits = teacher_forced_logits(model, batch, decoder_input_ids[:, :end], decoder_attention_mask[:, :end])
+        logits = _teacher_forced_logits(model, batch, decoder_input_ids[:, :end], decoder_attention_mask[:, :end])
         rows.append(logits[:, -1])
     return torch.stack(rows, dim=1)
 
 
 @torch.no_grad()
-def check_one_pass_equals_loop(model, batch: dict, tolerance: Tolerance | None = None) -> Check:
+def _check_one_pass_equals_loop(model, batch: dict, tolerance: Tolerance | None = None) -> Check:
     """One pass vs the loop over prefixes at the real positions, under the tolerance of the logits' magnitude."""
     tolerance = tolerance or _audit_tolerance()
-    one_pass = teacher_forced_logits(model, batch, decoder_attention_mask=batch["decoder_attention_mask"])
+    one_pass = _teacher_forced_logits(model, batch, decoder_attention_mask=batch["decoder_attention_mask"])
     loop = loop_logits(model, batch)
     real = batch["decoder_attention_mask"].bool()
     comparison = _judged(one_pass[real], loop[real], tolerance)
@@ -378,14 +378,14 @@ def _scalar_loss(value, where: str) -> float:
 
 
 @torch.no_grad()
-def loss_reductions(model, batch: dict, labels: torch.Tensor) -> dict[str, float]:
+def _loss_reductions(model, batch: dict, labels: torch.Tensor) -> dict[str, float]:
     """Candidate losses from the one-pass logits: four reductions that skip -100 (token mean: HF; sequence mean;
     sum; sum / sentences: fairseq's --sentence-avg, Joey NMT's "batch"), and the mean over every position with
     padding counted as pad targets (what a loss without masking computes)."""
     make_inputs = getattr(model, "decoder_input_ids_from_labels", None)
     decoder_input_ids = make_inputs(labels) if make_inputs else shift_right(labels, model.decoder_start_token_id,
                                                                             model.pad_token_id)
-    logits = teacher_forced_logits(model, batch, decoder_input_ids, decoder_attention_mask_from_labels(labels).long())
+    logits = _teacher_forced_logits(model, batch, decoder_input_ids, decoder_attention_mask_from_labels(labels).long())
     candidates = {reduction: float(masked_cross_entropy(logits, labels, reduction=reduction))
                   for reduction in ("token_mean", "sequence_mean", "sum")}
     candidates["sum / sentences"] = candidates["sum"] / labels.shape[0]
@@ -408,7 +408,7 @@ def check_loss_ignores_padding(model, batch: dict, tolerance: Tolerance | None =
     loss = _scalar_loss(model.loss(batch["input_ids"], labels, attention_mask=batch["attention_mask"]), "loss")
     padded_loss = _scalar_loss(model.loss(batch["input_ids"], longer, attention_mask=batch["attention_mask"]), "loss")
     comparison = _judged(padded_loss, loss, tolerance)
-    candidates = loss_reductions(model, batch, labels)
+    candidates = _loss_reductions(model, batch, labels)
     closest = min(candidates, key=lambda name: abs(candidates[name] - loss))
     matches = _judged(candidates[closest], loss, tolerance).same
     evidence = {"loss": loss, "loss_with_extra_padding": padded_loss, "extra_columns": EXTRA_PADDING_COLUMNS,
@@ -421,7 +421,7 @@ def check_loss_ignores_padding(model, batch: dict, tolerance: Tolerance | None =
     return Check("loss_ignores_padding", PASS if ok else FAIL, comparison.max_abs_diff, detail, evidence)
 
 
-def check_generated(sequences, model, batch_size: int) -> torch.Tensor:
+def _check_generated(sequences, model, batch_size: int) -> torch.Tensor:
     """generate() must return (B, L >= 2) ids that begin with the start token."""
     if not isinstance(sequences, torch.Tensor) or sequences.dim() != 2 or sequences.shape[0] != batch_size:
         shape = tuple(sequences.shape) if isinstance(sequences, torch.Tensor) else type(sequences).__name__
@@ -436,12 +436,12 @@ def check_generated(sequences, model, batch_size: int) -> torch.Tensor:
 @torch.no_grad()
 def _prefix_logits(model, batch: dict, decoder_input_ids: torch.Tensor) -> torch.Tensor:
     """The last position of a fresh call on each prefix decoder_input_ids[:, :t+1]: (B, T, V), float64."""
-    return torch.stack([teacher_forced_logits(model, batch, decoder_input_ids[:, :end])[:, -1]
+    return torch.stack([_teacher_forced_logits(model, batch, decoder_input_ids[:, :end])[:, -1]
                         for end in range(1, decoder_input_ids.shape[1] + 1)], dim=1)
 
 
 @torch.no_grad()
-def prefix_argmax(model, batch: dict, decoder_input_ids: torch.Tensor, constrained: bool = True) -> torch.Tensor:
+def _prefix_argmax(model, batch: dict, decoder_input_ids: torch.Tensor, constrained: bool = True) -> torch.Tensor:
     """Arg-max of the last position of a fresh call on each prefix, under the model's declared constraints: (B, T)."""
     logits = _prefix_logits(model, batch, decoder_input_ids)
     return (constrain_logits(model, decoder_input_ids, logits) if constrained else logits).argmax(dim=-1)
@@ -462,10 +462,10 @@ def check_greedy_matches_one_pass(model, batch: dict, max_new_tokens: int = 12) 
     constraints = decoding_constraints(model)
     generated = model.generate(batch["input_ids"], attention_mask=batch["attention_mask"],
                                max_new_tokens=max_new_tokens)
-    sequences = check_generated(generated, model, batch["input_ids"].shape[0])
+    sequences = _check_generated(generated, model, batch["input_ids"].shape[0])
     decoder_input_ids, targets = sequences[:, :-1], sequences[:, 1:]  # (B, L-1) each
     valid = _valid_steps(targets, model.eos_token_id)
-    one_pass_logits = teacher_forced_logits(model, batch, decoder_input_ids, torch.ones_like(decoder_input_ids))
+    one_pass_logits = _teacher_forced_logits(model, batch, decoder_input_ids, torch.ones_like(decoder_input_ids))
     one_pass = constrain_logits(model, decoder_input_ids, one_pass_logits).argmax(dim=-1)  # (B, L-1)
     agree = (one_pass == targets) & valid
     fresh = constrain_logits(model, decoder_input_ids, _prefix_logits(model, batch, decoder_input_ids))
@@ -512,10 +512,10 @@ def check_padding_invariance(model, batch: dict, tolerance: Tolerance | None = N
     _, source_pad, _ = source_ids(model)
     real = batch["labels"] != IGNORE_INDEX
     decoder_mask = real.long()
-    base = teacher_forced_logits(model, batch, decoder_attention_mask=decoder_mask)
+    base = _teacher_forced_logits(model, batch, decoder_attention_mask=decoder_mask)
     longer_targets = F.pad(batch["decoder_input_ids"], (0, extra), value=model.pad_token_id)
-    target_padded = teacher_forced_logits(model, batch, longer_targets, F.pad(decoder_mask, (0, extra), value=0))
-    source_padded = teacher_forced_logits(model, batch, decoder_attention_mask=decoder_mask,
+    target_padded = _teacher_forced_logits(model, batch, longer_targets, F.pad(decoder_mask, (0, extra), value=0))
+    source_padded = _teacher_forced_logits(model, batch, decoder_attention_mask=decoder_mask,
                                           input_ids=F.pad(batch["input_ids"], (0, extra), value=source_pad),
                                           attention_mask=F.pad(batch["attention_mask"], (0, extra), value=0))
     target = _judged(target_padded[:, : base.shape[1]][real], base[real], tolerance)
@@ -538,22 +538,22 @@ def check_batched_equals_single(model, batch: dict, tolerance: Tolerance | None 
     tolerance = tolerance or _audit_tolerance()
     lengths, source_lengths = _real_target_lengths(batch), batch["attention_mask"].sum(dim=1).tolist()
     real = batch["labels"] != IGNORE_INDEX
-    batched = teacher_forced_logits(model, batch, decoder_attention_mask=real.long())
+    batched = _teacher_forced_logits(model, batch, decoder_attention_mask=real.long())
     alone = torch.zeros_like(batched)
     for row, (length, source_length) in enumerate(zip(lengths, source_lengths, strict=True)):
         ids = batch["input_ids"][row : row + 1, :source_length]
         decoder_ids = batch["decoder_input_ids"][row : row + 1, :length]
-        alone[row, :length] = teacher_forced_logits(model, batch, decoder_ids, input_ids=ids,
+        alone[row, :length] = _teacher_forced_logits(model, batch, decoder_ids, input_ids=ids,
                                                     attention_mask=torch.ones_like(ids))[0]
     comparison = _judged(batched[real], alone[real], tolerance)
     evidence = {"rows": len(lengths), **comparison.evidence()}
     rows_differ = []
     if callable(getattr(model, "generate", None)):
-        together = check_generated(model.generate(batch["input_ids"], attention_mask=batch["attention_mask"],
+        together = _check_generated(model.generate(batch["input_ids"], attention_mask=batch["attention_mask"],
                                                   max_new_tokens=max_new_tokens), model, len(lengths))
         for row, source_length in enumerate(source_lengths):
             ids = batch["input_ids"][row : row + 1, :source_length]
-            single = check_generated(model.generate(ids, attention_mask=torch.ones_like(ids),
+            single = _check_generated(model.generate(ids, attention_mask=torch.ones_like(ids),
                                                     max_new_tokens=max_new_tokens), model, 1)[0]
             if _until_eos(single, model.eos_token_id) != _until_eos(together[row], model.eos_token_id):
                 rows_differ.append(row)
@@ -572,7 +572,7 @@ def _until_eos(row: torch.Tensor, eos_token_id: int) -> list[int]:
 
 
 @torch.no_grad()
-def check_source_padding_side(model, batch: dict, tolerance: Tolerance | None = None) -> Check:
+def _check_source_padding_side(model, batch: dict, tolerance: Tolerance | None = None) -> Check:
     """Left- vs right-padded source, same tokens and masks: do the decoder's real logits change? Informational
     (it does not decide the exit code): an encoder with absolute positions counted from the first column (the
     original Transformer, Marian) gives other logits for a left-padded source; relative positions (T5) do not."""
@@ -584,8 +584,8 @@ def check_source_padding_side(model, batch: dict, tolerance: Tolerance | None = 
         left_ids[row, input_ids.shape[1] - length :] = input_ids[row, :length]
         left_mask[row, input_ids.shape[1] - length :] = 1
     real = batch["labels"] != IGNORE_INDEX
-    right = teacher_forced_logits(model, batch, decoder_attention_mask=real.long())
-    left = teacher_forced_logits(model, batch, decoder_attention_mask=real.long(), input_ids=left_ids,
+    right = _teacher_forced_logits(model, batch, decoder_attention_mask=real.long())
+    left = _teacher_forced_logits(model, batch, decoder_attention_mask=real.long(), input_ids=left_ids,
                                  attention_mask=left_mask)
     comparison = _judged(left[real], right[real], tolerance)
     padded_rows = int((attention_mask == 0).any(dim=1).sum())
@@ -668,7 +668,7 @@ def _uses(model, kinds: tuple[type, ...]) -> bool:
     return any(isinstance(module, kinds) for root in torch_modules(model) for module in root.modules())
 
 
-def check_tgt_is_causal_hint(model, tolerance: Tolerance | None = None, seed: int = 0) -> Check:
+def _check_tgt_is_causal_hint(model, tolerance: Tolerance | None = None, seed: int = 0) -> Check:
     """Trap 1 of torch.nn.Transformer, measured on this torch: is `tgt_is_causal=True` without a `tgt_mask` causal?
     Informational, for models built on nn.TransformerDecoder (their own leakage is measured by future_leakage)."""
     if not _uses(model, (torch.nn.TransformerDecoder, torch.nn.TransformerDecoderLayer)):
@@ -699,9 +699,9 @@ def check_encoder_fast_path(model, batch: dict, tolerance: Tolerance | None = No
     real = batch["labels"] != IGNORE_INDEX
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "The PyTorch API of nested tensors is in prototype stage"
-        fast = teacher_forced_logits(model, batch, decoder_attention_mask=real.long())
+        fast = _teacher_forced_logits(model, batch, decoder_attention_mask=real.long())
     with torch.enable_grad():
-        slow = teacher_forced_logits(model, batch, decoder_attention_mask=real.long())
+        slow = _teacher_forced_logits(model, batch, decoder_attention_mask=real.long())
     comparison = _judged(fast[real], slow[real], tolerance)
     detail = (f"model logits, fast path (eval, no grad) vs not: max |Δ| {comparison.max_abs_diff:.3g} "
               f"{_relation(comparison)} {comparison.allowed:.3g}; torch {torch.__version__}'s fast path writes "
@@ -740,16 +740,16 @@ def run_audit(model, label: str = "model", batch_size: int = 2, source_length: i
     except Exception:  # the checks report what is wrong with forward, one by one
         tolerance = _audit_tolerance(torch.float32, rtol)
     runs = {
-        "future_leakage": lambda: check_future_leakage(model, batch, n_trials, tolerance, seed),
-        "one_pass_equals_loop": lambda: check_one_pass_equals_loop(model, batch, tolerance),
+        "future_leakage": lambda: _check_future_leakage(model, batch, n_trials, tolerance, seed),
+        "one_pass_equals_loop": lambda: _check_one_pass_equals_loop(model, batch, tolerance),
         "shift_right": lambda: check_shift_right(model, batch),
         "loss_ignores_padding": lambda: check_loss_ignores_padding(model, batch, tolerance),
         "greedy_matches_one_pass": lambda: check_greedy_matches_one_pass(model, batch, max_new_tokens),
         "gradient_causality": lambda: check_gradient_causality(model, batch, tolerance, seed=seed),
         "padding_invariance": lambda: check_padding_invariance(model, batch, tolerance),
         "batched_equals_single": lambda: check_batched_equals_single(model, batch, tolerance, max_new_tokens),
-        "source_padding_side": lambda: check_source_padding_side(model, batch, tolerance),
-        "tgt_is_causal_hint": lambda: check_tgt_is_causal_hint(model, tolerance, seed),
+        "source_padding_side": lambda: _check_source_padding_side(model, batch, tolerance),
+        "tgt_is_causal_hint": lambda: _check_tgt_is_causal_hint(model, tolerance, seed),
         "encoder_fast_path": lambda: check_encoder_fast_path(model, batch, tolerance, seed),
     }
     selected = [name for name in runs if checks is None or name in checks]

@@ -73,7 +73,7 @@ class AuditInputError(ValueError):
     """The thing handed to the audit is not what it needs; the message says what was expected."""
 
 
-class AuditableModel(Protocol):
+class _AuditableModel(Protocol):
     """What the audit needs (the optional methods are listed in the module docstring)."""
 
     vocab_size: int
@@ -86,7 +86,7 @@ class AuditableModel(Protocol):
                 decoder_attention_mask: torch.Tensor | None = None) -> torch.Tensor: ...
 
 
-def is_seq2seq_model(obj) -> bool:
+def _is_seq2seq_model(obj) -> bool:
     """An HF encoder-decoder (its config says so) or the hand-written TinferModel."""
     return is_encoder_decoder(obj)
 
@@ -106,7 +106,7 @@ def check_interface(obj):
     if values["vocab_size"] < 4 or outside:
         raise AuditInputError(f"expected vocab_size >= 4 and special ids in [0, vocab_size={values['vocab_size']}); "
                               f"got {', '.join(outside) or 'vocab_size too small'}")
-    check_source_ids(obj)
+    _check_source_ids(obj)
     return obj
 
 
@@ -121,7 +121,7 @@ def _first_given(value, default):
     return default if value is None else value
 
 
-def check_source_ids(obj) -> None:
+def _check_source_ids(obj) -> None:
     """The optional `source_*` ids, when given, are ints and the source specials lie inside the source vocabulary."""
     given = {name: getattr(obj, name) for name in SOURCE_IDS if getattr(obj, name, None) is not None}
     not_int = [f"{n}={v!r}" for n, v in given.items() if isinstance(v, bool) or not isinstance(v, int)]
@@ -140,7 +140,7 @@ def as_auditable(obj):
         raise AuditInputError("a bare torch.nn.Transformer has no embeddings and no output layer, so it cannot map ids "
                               "to logits: return your whole model wrapped in "
                               "utils.experiments.auditable_models.TorchTransformerAdapter")
-    if is_seq2seq_model(obj) and not hasattr(obj, "decoder_start_token_id"):
+    if _is_seq2seq_model(obj) and not hasattr(obj, "decoder_start_token_id"):
         return Seq2SeqLMAdapter(obj)
     if hasattr(obj, "config") and not hasattr(obj, "decoder_start_token_id") and hasattr(obj, "get_input_embeddings"):
         raise AuditInputError(f"{type(obj).__name__} is not an encoder-decoder (config.is_encoder_decoder is not "
@@ -278,7 +278,7 @@ class Seq2SeqLMAdapter(_WrappedModel):
 
     def __init__(self, model, decoder_start_token_id: int | None = None, eos_token_id: int | None = None,
                  pad_token_id: int | None = None, generate_kwargs: dict | None = None):
-        if not is_seq2seq_model(model):
+        if not _is_seq2seq_model(model):
             raise AuditInputError(f"Seq2SeqLMAdapter needs an HF encoder-decoder or a TinferModel, got "
                                   f"{type(model).__name__}")
         self.model = model.eval()

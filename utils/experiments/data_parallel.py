@@ -1,6 +1,6 @@
 """Helpers of notebook 11: start gloo processes on the CPU, read back what each rank wrote, compare updates.
 
-`run_torchrun` starts `torchrun --nproc_per_node N -m <module> ...` on loopback only (GLOO_SOCKET_IFNAME=lo,
+`_run_torchrun` starts `torchrun --nproc_per_node N -m <module> ...` on loopback only (GLOO_SOCKET_IFNAME=lo,
 master 127.0.0.1, a free port, one thread per process). `reference_gradients` computes, in this one process, the
 two gradients a data-parallel step can follow: the global token mean over the concatenated batch, and the mean
 over ranks of each rank's token mean. `python -m utils.experiments.data_parallel trainer-step --out DIR` (run
@@ -29,8 +29,8 @@ from utils.workbench.batching import pad_features
 from utils.workbench.tolerance import compare
 
 __all__ = [
-    "TRAINER_SETTINGS", "command_arguments", "command_model_and_features", "flat_gradient", "main", "rank_reports",
-    "reference_gradients", "relative_difference", "run_single", "run_torchrun", "step_update", "train_run",
+    "TRAINER_SETTINGS", "command_model_and_features", "flat_gradient", "main", "rank_reports",
+    "reference_gradients", "relative_difference", "step_update", "train_run",
     "trainer_measurement", "verdict_rows",
 ]
 
@@ -55,7 +55,7 @@ def _torchrun_command(n_processes: int, module: str, arguments: list[str], port:
             str(port), "-m", module, *arguments]
 
 
-def run_torchrun(n_processes: int, module: str, arguments: list[str], timeout: float = 300) -> str:
+def _run_torchrun(n_processes: int, module: str, arguments: list[str], timeout: float = 300) -> str:
     """Run `module` under torchrun with `n_processes` gloo processes; returns its output, raises on failure."""
     command = _torchrun_command(n_processes, module, arguments, _free_port())
     done = subprocess.run(command, cwd=REPO_ROOT, env=_loopback_environment(), capture_output=True, text=True,
@@ -65,7 +65,7 @@ def run_torchrun(n_processes: int, module: str, arguments: list[str], timeout: f
     return done.stdout + done.stderr
 
 
-def run_single(module: str, arguments: list[str], timeout: float = 300) -> str:
+def _run_single(module: str, arguments: list[str], timeout: float = 300) -> str:
     """The same module as one plain process (no launcher)."""
     command = [sys.executable, "-m", module, *arguments]
     done = subprocess.run(command, cwd=REPO_ROOT, env=_loopback_environment(), capture_output=True, text=True,
@@ -85,7 +85,7 @@ def _run_accelerate_launch(launch_arguments: list[str], module: str, arguments: 
     return done.stdout + done.stderr
 
 
-def command_arguments(options: dict) -> list[str]:
+def _command_arguments(options: dict) -> list[str]:
     """{"batch_size": 8, "loss_normalisation": "global"} -> ["--batch-size", "8", "--loss-normalisation", "global"]."""
     return [item for name, value in options.items() for item in ("--" + name.replace("_", "-"), str(value))]
 
@@ -95,13 +95,13 @@ def train_run(out: str | Path, n_processes: int, options: dict, timeout: float =
     """Run `python -m utils.train` into `out` (one process, torchrun with `n_processes`, or accelerate launch with
     `accelerate_launch` arguments); returns its results JSON."""
     shutil.rmtree(out, ignore_errors=True)  # no rank file of an earlier run may be read back
-    arguments = command_arguments(options | {"out": out}) + ["--no-progress"]
+    arguments = _command_arguments(options | {"out": out}) + ["--no-progress"]
     if accelerate_launch is not None:
         _run_accelerate_launch(accelerate_launch, "utils.train", arguments, timeout)
     elif n_processes == 1:
-        run_single("utils.train", arguments, timeout)
+        _run_single("utils.train", arguments, timeout)
     else:
-        run_torchrun(n_processes, "utils.train", arguments, timeout)
+        _run_torchrun(n_processes, "utils.train", arguments, timeout)
     return json.loads((Path(out) / "results" / "train.json").read_text(encoding="utf-8"))
 
 
@@ -111,7 +111,7 @@ def command_model_and_features(options: dict):
     from utils.workbench.models import build_tokenizer
     from utils.workbench.variants import VARIANT_FAMILY, build_variant
 
-    config = vars(build_parser().parse_args(command_arguments(options)))
+    config = vars(build_parser().parse_args(_command_arguments(options)))
     tokenizer = build_tokenizer(VARIANT_FAMILY[config["variant"]])
     features = TASKS[config["task"]].features(tokenizer, config)
     model = build_variant(config["variant"], tokenizer, size=config["size"], seed=config["seed"], dropout=0.0)
@@ -253,7 +253,7 @@ def trainer_measurement(out: Path, setting: str, n_processes: int, n_examples: i
     from utils.workbench.models import build_model, build_tokenizer
 
     shutil.rmtree(out, ignore_errors=True)
-    run_torchrun(n_processes, "utils.experiments.data_parallel",
+    _run_torchrun(n_processes, "utils.experiments.data_parallel",
                  ["trainer-step", "--out", str(out), "--n-examples", str(n_examples), "--seed", str(seed),
                   "--setting", setting], timeout)
     reports = [json.loads((out / f"rank{r}.json").read_text(encoding="utf-8")) for r in range(n_processes)]

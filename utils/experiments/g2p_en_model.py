@@ -32,8 +32,8 @@ from transformers.modeling_outputs import BaseModelOutput
 from utils.handwritten.teacher_forcing import IGNORE_INDEX, shift_right
 
 __all__ = [
-    "GRAPHEMES", "PHONEMES", "G2pEnError", "G2pEnModel", "checkpoint_path", "decode_ids", "encode_pronunciations",
-    "encode_words", "load_checkpoint", "package_dir", "package_predictor",
+    "GRAPHEMES", "PHONEMES", "G2pEnError", "G2pEnModel", "decode_ids", "encode_pronunciations",
+    "encode_words", "load_checkpoint", "package_predictor",
 ]
 
 PACKAGE = "g2p_en"
@@ -63,7 +63,7 @@ class G2pEnError(FileNotFoundError):
     """The g2p-en package or its checkpoint is missing or damaged; the message names the file."""
 
 
-def package_dir() -> Path:
+def _package_dir() -> Path:
     """`<site-packages>/g2p_en`, found without importing the package (its import downloads nltk data)."""
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
@@ -71,15 +71,15 @@ def package_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def checkpoint_path() -> Path:
-    path = package_dir() / CHECKPOINT
+def _checkpoint_path() -> Path:
+    path = _package_dir() / CHECKPOINT
     if not path.is_file():
         raise G2pEnError(f"{path} does not exist: the {PACKAGE!r} package is damaged; reinstall {PACKAGE_PIN}")
     return path
 
 
 def load_checkpoint(path: str | Path | None = None) -> dict[str, np.ndarray]:
-    path = Path(path) if path is not None else checkpoint_path()
+    path = Path(path) if path is not None else _checkpoint_path()
     try:
         with np.load(path) as variables:
             arrays = {name: variables[name] for name in variables.files}
@@ -125,11 +125,11 @@ def package_predictor():
     """An object with the package's `predict(word) -> list of phonemes`, built from the installed `g2p.py` (its
     `G2p` class: vocabulary, `load_variables`, `grucell`, `gru`, `encode`, `predict`), reading the installed
     checkpoint; what `g2p_en.G2p()(word)` returns for a word outside CMUdict, without importing g2p_en."""
-    folder = package_dir()
+    folder = _package_dir()
     source_path = folder / SOURCE
     if not source_path.is_file():
         raise G2pEnError(f"{source_path} does not exist: the {PACKAGE!r} package is damaged; reinstall {PACKAGE_PIN}")
-    checkpoint_path()
+    _checkpoint_path()
     namespace = {"np": np, "os": __import__("os"), "dirname": str(folder), "__name__": "g2p_en_numpy"}
     exec(compile(_package_class_source(source_path.read_text(encoding="utf-8")), str(source_path), "exec"),
          namespace)

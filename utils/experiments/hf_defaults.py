@@ -44,8 +44,8 @@ __all__ = [
     "ATTN_IMPLEMENTATIONS", "CALL_FORMS", "CHECKPOINTS", "CHECKPOINT_CONFIGS", "CHECKPOINT_GENERATION_CONFIGS",
     "CONFIG_KINDS", "FAMILIES", "MODEL_CLASSES", "UNCONFIRMED",
     "build_config", "build_hf_model", "build_matrix", "call_kwargs", "cell_text", "check_family", "decoder_is_causal",
-    "describe_allowed", "example_batch", "loss_reduction", "matrix_rows", "measure_call", "measure_family",
-    "measure_generation", "padding_only_4d_mask", "size_fields", "t5_v1_1_tie", "watch_decoder_calls",
+    "describe_allowed", "example_batch", "matrix_rows", "measure_call",
+    "measure_generation", "padding_only_4d_mask", "size_fields", "t5_v1_1_tie",
 ]
 
 FAMILIES = ("t5", "marian", "bart")
@@ -206,7 +206,7 @@ def call_kwargs(form: str, batch: dict[str, torch.Tensor]) -> dict[str, torch.Te
 
 
 @contextmanager
-def watch_decoder_calls(model) -> Iterator[list[dict]]:
+def _watch_decoder_calls(model) -> Iterator[list[dict]]:
     """Record each call of the decoder stack: its input ids (or None) and batch size."""
     calls: list[dict] = []
 
@@ -303,7 +303,7 @@ def _describe_decoder_inputs(decoder_input_ids: torch.Tensor | None, batch: dict
     return "other"
 
 
-def loss_reduction(loss: torch.Tensor | None, logits: torch.Tensor, labels: torch.Tensor | None) -> str:
+def _loss_reduction(loss: torch.Tensor | None, logits: torch.Tensor, labels: torch.Tensor | None) -> str:
     """Which reduction of `masked_cross_entropy` the model's loss equals (`compare(...).same`: the tolerance of the
     logits' dtype)."""
     if loss is None or labels is None:
@@ -330,13 +330,13 @@ def _decoder_padding(decoder_input_ids: torch.Tensor, batch: dict, pad_token_id:
 def measure_call(model, form: str, batch: dict, attn_implementation: str) -> dict:
     """One cell: the model called in `form`; what it built, masked, cached and returned, or what it raised."""
     kwargs = call_kwargs(form, batch)
-    with watch_decoder_calls(model) as calls, _watch_self_attention_kernel(model) as records:
+    with _watch_decoder_calls(model) as calls, _watch_self_attention_kernel(model) as records:
         try:
             outputs = model(**kwargs)
         except Exception as error:  # the error is the measurement
             return {"error": _error_text(error)}
     decoder_input_ids = calls[0]["input_ids"]
-    loss = loss_reduction(outputs.loss, outputs.logits, kwargs.get("labels"))
+    loss = _loss_reduction(outputs.loss, outputs.logits, kwargs.get("labels"))
     batch = {name: tensor.cpu() for name, tensor in batch.items()}
     padding = _decoder_padding(decoder_input_ids, batch, model.config.pad_token_id)
     return {"decoder_inputs": _describe_decoder_inputs(decoder_input_ids, batch, model.config,
@@ -391,7 +391,7 @@ def _generate_once(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     """A bare `model.generate(input_ids, attention_mask)`: the sequences, the decoder batch size per step and
     the number of sampling draws."""
     torch.manual_seed(seed)
-    with watch_decoder_calls(model) as calls, _counting_multinomial() as draws:
+    with _watch_decoder_calls(model) as calls, _counting_multinomial() as draws:
         sequences = model.generate(input_ids=input_ids, attention_mask=attention_mask)
     return {"sequences": sequences, "batch_sizes": [call["batch_size"] for call in calls], "draws": len(draws)}
 
@@ -429,7 +429,7 @@ def measure_generation(model, batch: dict, seed: int = 0) -> dict:
 # ---------------------------------------------------------------- the matrix
 
 
-def measure_family(family: str, kind: str, attn_implementation: str, size: str = "tiny", seed: int = 0,
+def _measure_family(family: str, kind: str, attn_implementation: str, size: str = "tiny", seed: int = 0,
                    with_generation: bool = True, device: torch.device | str = "cpu") -> dict:
     """Every call form (and a bare generate) of one family, config kind and attention implementation."""
     model = build_hf_model(family, kind, size, attn_implementation, seed).to(device)
@@ -443,7 +443,7 @@ def measure_family(family: str, kind: str, attn_implementation: str, size: str =
 def build_matrix(families: list[str], attn_implementations: list[str], size: str = "tiny", seed: int = 0,
                  device: torch.device | str = "cpu") -> dict:
     """matrix[family][kind][attn_implementation][form] -> cell dict; generate() under the first implementation."""
-    return {family: {kind: {attn: measure_family(family, kind, attn, size, seed, i == 0, device)
+    return {family: {kind: {attn: _measure_family(family, kind, attn, size, seed, i == 0, device)
                             for i, attn in enumerate(attn_implementations)}
                      for kind in CONFIG_KINDS}
             for family in families}

@@ -29,14 +29,12 @@ from utils.workbench.tolerance import Comparison, compare
 
 __all__ = [
     "ReplacementCounts",
-    "SpanCorruptionCheck",
     "build_causal_lm",
     "build_masked_lm",
     "check_span_corruption",
     "count_mlm_replacements",
     "count_spans",
     "dynamic_mlm_loss_fn",
-    "gpt2_config",
     "masked_lm_nll_by_replacement",
     "measure_mlm_replacements",
     "noise_span_counts",
@@ -45,7 +43,6 @@ __all__ = [
     "plot_attention",
     "prefix_consistency",
     "random_spans_noise_mask",
-    "roberta_config",
     "shifted_causal_lm_loss",
     "span_corrupt",
     "span_corruption_features",
@@ -59,19 +56,19 @@ __all__ = [
 # ---------------------------------------------------------------- tiny decoder-only and encoder-only models
 
 
-def gpt2_config(tokenizer, size: str = "tiny", dropout: float = 0.1) -> GPT2Config:
+def _gpt2_config(tokenizer, size: str = "tiny", dropout: float = 0.1) -> GPT2Config:
     """A GPT-2 as deep as an encoder plus a decoder of `size` (so 4 layers for "tiny")."""
     return build_config("gpt2", tokenizer, size, dropout)
 
 
-def roberta_config(tokenizer, size: str = "tiny", dropout: float = 0.1) -> RobertaConfig:
+def _roberta_config(tokenizer, size: str = "tiny", dropout: float = 0.1) -> RobertaConfig:
     """A RoBERTa encoder as deep as an encoder plus a decoder of `size`; positions start after the pad id."""
     return build_config("roberta", tokenizer, size, dropout)
 
 
 def build_causal_lm(tokenizer, size: str = "tiny", seed: int = 0, dropout: float = 0.1) -> GPT2LMHeadModel:
     """A freshly initialised tiny GPT-2 (eager attention, so that attention weights can be returned)."""
-    config = gpt2_config(tokenizer, size, dropout)
+    config = _gpt2_config(tokenizer, size, dropout)
     config._attn_implementation = "eager"
     torch.manual_seed(seed)
     return GPT2LMHeadModel(config)
@@ -79,7 +76,7 @@ def build_causal_lm(tokenizer, size: str = "tiny", seed: int = 0, dropout: float
 
 def build_masked_lm(tokenizer, size: str = "tiny", seed: int = 0, dropout: float = 0.1) -> RobertaForMaskedLM:
     """A freshly initialised tiny RoBERTa with its masked-LM head (eager attention)."""
-    config = roberta_config(tokenizer, size, dropout)
+    config = _roberta_config(tokenizer, size, dropout)
     config._attn_implementation = "eager"
     torch.manual_seed(seed)
     return RobertaForMaskedLM(config)
@@ -300,7 +297,7 @@ def span_uncorrupt(inputs: list[int], targets: list[int], sentinel_ids: list[int
 
 
 @dataclass
-class SpanCorruptionCheck:
+class _SpanCorruptionCheck:
     """The invariants of one corrupted sequence; `holds` is True when all of them do."""
 
     length: int
@@ -321,7 +318,7 @@ class SpanCorruptionCheck:
 
 def check_span_corruption(token_ids: list[int], noise_mask: list[bool], inputs: list[int], targets: list[int],
                           sentinel_ids: list[int], noise_density: float = 0.15,
-                          mean_noise_span_length: float = 3.0) -> SpanCorruptionCheck:
+                          mean_noise_span_length: float = 3.0) -> _SpanCorruptionCheck:
     """Check (inputs, targets) against the original tokens and the mask, independently of how they were made."""
     sentinels = set(sentinel_ids)
     n_noise, n_spans = sum(noise_mask), count_spans(noise_mask)
@@ -332,7 +329,7 @@ def check_span_corruption(token_ids: list[int], noise_mask: list[bool], inputs: 
         reconstructs = span_uncorrupt(inputs, targets, sentinel_ids) == list(token_ids)
     except ValueError:
         reconstructs = False
-    return SpanCorruptionCheck(
+    return _SpanCorruptionCheck(
         length=len(token_ids), n_noise=n_noise, n_spans=n_spans,
         dropped_in_targets_in_order=[t for t in targets if t not in sentinels] == dropped,
         kept_in_inputs_in_order=[t for t in inputs if t not in sentinels] == kept,

@@ -34,9 +34,8 @@ import traceback
 import warnings
 from pathlib import Path
 
-__all__ = ["BEHAVIOURS", "CONTROLS", "GA_STEPS", "UPSTREAM", "DriftEnvironmentError", "cell_text", "drive",
-           "load_records", "matrix_rows", "measure", "run_version", "source_citations", "value_of", "version_key",
-           "version_label"]
+__all__ = ["BEHAVIOURS", "CONTROLS", "GA_STEPS", "UPSTREAM", "DriftEnvironmentError", "cell_text",
+           "load_records", "matrix_rows", "measure", "run_version", "source_citations", "value_of", "version_key"]
 
 GA_STEPS = 4  # gradient_accumulation_steps k of the GA measurement (8 examples: micro-batches of 2 vs one batch of 8)
 
@@ -588,7 +587,7 @@ def _package_version(name: str) -> str:
         return "(not installed)"
 
 
-def version_label(version: str) -> str:
+def _version_label(version: str) -> str:
     """'4.46.3' -> '4.46': the column name of a release."""
     return ".".join(version.split(".")[:2])
 
@@ -624,7 +623,7 @@ def measure(only: list[str] | None = None) -> dict:
     torch.set_num_threads(1)
     transformers.logging.set_verbosity_warning()
     record = {
-        "transformers": transformers.__version__, "label": version_label(transformers.__version__),
+        "transformers": transformers.__version__, "label": _version_label(transformers.__version__),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "versions": {name: _package_version(name) for name in
                      ("torch", "tokenizers", "huggingface-hub", "accelerate", "safetensors", "sentencepiece", "numpy")},
@@ -748,7 +747,7 @@ def run_version(label: str, python: str | Path, out: str | Path | None = None, t
     return record
 
 
-def drive(venvs: dict[str, str], out_dir: str | Path, include_main: bool = True) -> int:
+def _drive(venvs: dict[str, str], out_dir: str | Path, include_main: bool = True) -> int:
     """`make drift`: the main Python and every venv (label -> folder), each record to out_dir/<label>.json.
     A broken environment is reported by name and skipped; exit code 1 if any was, else 0."""
     out_dir = Path(out_dir)
@@ -790,7 +789,7 @@ def _main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.out_dir:
         venvs = dict(item.split("=", 1) for item in args.venv)
-        return drive(venvs, args.out_dir)
+        return _drive(venvs, args.out_dir)
     record = measure(args.only)
     text = json.dumps(record, indent=1) + "\n"
     if args.out:

@@ -5,24 +5,24 @@ from jupyter_client import AsyncKernelManager
 from jupyter_client.kernelspec import KernelSpecManager
 from traitlets import default
 
-__all__ = ["EncryptedKernelManager", "check_kernel", "default_kernel", "installed_kernels"]
+__all__ = ["EncryptedKernelManager", "check_kernel", "default_kernel"]
 
 PROJECT_KERNEL = "tinfer"
 FALLBACK_KERNEL = "python3"
 
 
-def installed_kernels() -> list[str]:
+def _installed_kernels() -> list[str]:
     """Kernel names visible to jupyter_client (what `jupyter kernelspec list` prints), sorted."""
     return sorted(KernelSpecManager().find_kernel_specs())
 
 
 def default_kernel() -> str:
-    return PROJECT_KERNEL if PROJECT_KERNEL in installed_kernels() else FALLBACK_KERNEL
+    return PROJECT_KERNEL if PROJECT_KERNEL in _installed_kernels() else FALLBACK_KERNEL
 
 
 def check_kernel(name: str) -> str:
     """Return `name` if a kernel of that name is installed; raise ValueError listing the installed ones."""
-    available = installed_kernels()
+    available = _installed_kernels()
     if name not in available:
         raise ValueError(f"no Jupyter kernel named {name!r}; installed: {', '.join(available) or 'none'}")
     return name

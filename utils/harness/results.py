@@ -17,7 +17,7 @@ from typing import Any
 from utils.harness.paths import results_dir, write_text_atomically
 
 __all__ = [
-    "Results", "ResultsFileError", "library_versions", "load_all_results", "load_results", "read_results_file",
+    "Results", "ResultsFileError", "load_all_results", "load_results", "read_results_file",
     "results_differences", "results_problems",
 ]
 
@@ -57,7 +57,7 @@ def _execution_count() -> int | None:
 ABSENT = "absent"
 
 
-def library_versions() -> dict[str, str]:
+def _library_versions() -> dict[str, str]:
     """The version of each package in VERSIONED_PACKAGES; "absent" for one that is not installed (saving results
     must never fail for a missing optional package: a finished training run always saves its results)."""
     versions = {}
@@ -118,7 +118,7 @@ class Results:
             "claims": self.claims,
             "metrics": self.metrics,
             "timings": self.timings,
-            "versions": library_versions(),
+            "versions": _library_versions(),
             **self.records,
         }
 

@@ -70,7 +70,7 @@ from utils.harness.publishing import (
 from utils.harness.results import ResultsFileError, read_results_file
 
 __all__ = [
-    "ParameterError", "build_overrides", "check_published_results", "main", "prepare_runs", "select_notebooks",
+    "ParameterError", "build_overrides", "main", "select_notebooks",
     "source_hash",
 ]
 
@@ -175,7 +175,7 @@ def _cli_params_for(notebook: Path, cli_params: dict[str, str]) -> dict[str, str
     return {name: value for name, value in cli_params.items() if name in declared}
 
 
-def prepare_runs(
+def _prepare_runs(
     notebooks: Sequence[Path], smoke: bool, cli_params: dict[str, str]
 ) -> list[tuple[Path, dict[str, Any]]]:
     """Validate every notebook's overrides before anything runs; raises ParameterError."""
@@ -187,7 +187,7 @@ def prepare_runs(
 # ---------------------------------------------------------------- checks before executing
 
 
-def check_published_results(out_dir: Path, notebooks: Sequence[Path]) -> None:
+def _check_published_results(out_dir: Path, notebooks: Sequence[Path]) -> None:
     """With a `00_*` notebook selected, every results JSON it will read must be valid (ResultsFileError naming
     the file otherwise); the files of the notebooks run now are skipped, since they are about to be replaced."""
     if not any(_runs_last(notebook) for notebook in notebooks):
@@ -440,7 +440,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.list:
             _print_parameters(notebooks)
             return 0
-        runs = prepare_runs(notebooks, args.smoke, dict(args.parameters))
+        runs = _prepare_runs(notebooks, args.smoke, dict(args.parameters))
         kernel = check_kernel(args.kernel) if args.kernel else default_kernel()
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -449,7 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with ExitStack() as locks:
         try:
             check_output_folder(out_dir)
-            check_published_results(out_dir, [notebook for notebook, _ in runs])
+            _check_published_results(out_dir, [notebook for notebook, _ in runs])
             for notebook, _ in runs:
                 locks.enter_context(run_lock(out_dir, notebook.stem, _describe_invocation(argv)))
         except (OutputFolderError, ResultsFileError, FolderBusyError) as error:

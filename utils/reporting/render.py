@@ -19,7 +19,7 @@ from utils.harness.paths import REPO_ROOT, reports_dir
 
 SCREENSHOTS_DIR = REPO_ROOT / "build" / "screenshots"
 
-__all__ = ["build_index", "main", "take_screenshots"]
+__all__ = ["build_index", "main"]
 
 
 def build_index(out_dir: Path) -> Path:
@@ -37,7 +37,7 @@ def build_index(out_dir: Path) -> Path:
     return path
 
 
-def take_screenshots(site: Path, deck: Path, out_dir: Path = SCREENSHOTS_DIR, context=None) -> list[Path]:
+def _take_screenshots(site: Path, deck: Path, out_dir: Path = SCREENSHOTS_DIR, context=None) -> list[Path]:
     """PNGs for a person to look at: the site's home page (1280x800) and every verdict slide (1280x720).
     `context`: a browser context to use (default: start Chromium for this)."""
     from utils.reporting.browser import open_browser, screenshot
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
             path = build_site(reports, reports / "site", findings=args.findings)
         elif args.what == "screenshots":
-            paths = take_screenshots(reports / "site", reports / "slides")
+            paths = _take_screenshots(reports / "site", reports / "slides")
             path = paths[0].parent
         else:
             path = build_index(reports)

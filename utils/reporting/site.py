@@ -39,7 +39,7 @@ REMOTE = re.compile(r"""<(?:script|link|img|iframe|source|video|audio)\b[^>]*\b(
                     r"""|["']https?://[^"'\s]+\.(?:m?js|css)(?:\?[^"'\s]*)?["']""", re.I)
 WIDGET_MIME = "application/vnd.jupyter.widget"
 
-__all__ = ["build_site", "cell_links", "remote_references", "write_docs"]
+__all__ = ["build_site", "remote_references"]
 
 
 def remote_references(page: str) -> list[str]:
@@ -58,7 +58,7 @@ def _notebook_title(notebook_path: Path) -> str:
     return notebook_path.stem
 
 
-def cell_links(notebook_path: Path) -> tuple[dict[int, str], dict[str, str]]:
+def _cell_links(notebook_path: Path) -> tuple[dict[int, str], dict[str, str]]:
     """For an executed notebook: execution count -> cell id, and claim id -> id of the cell that printed it."""
     notebook = json.loads(notebook_path.read_text(encoding="utf-8"))
     by_count, by_claim = {}, {}
@@ -82,7 +82,7 @@ class _Cells:
 
     def __init__(self, reports: Path, results: dict[str, dict[str, Any]]):
         self.results = results
-        self.maps = {stem: cell_links(reports / f"{stem}.ipynb") for stem in results
+        self.maps = {stem: _cell_links(reports / f"{stem}.ipynb") for stem in results
                      if (reports / f"{stem}.ipynb").exists()}
 
     def cell(self, stem: str, claim_id: str) -> tuple[str | None, int | None]:
@@ -245,7 +245,7 @@ def _nav(reports: Path, stems: list[str]) -> list[dict[str, Any]]:
             {"Deck": "deck.md"}, {"Notebooks": notebooks}]
 
 
-def write_docs(reports: Path, docs: Path, sentences: list[dict[str, Any]], deck: Path) -> list[dict[str, Any]]:
+def _write_docs(reports: Path, docs: Path, sentences: list[dict[str, Any]], deck: Path) -> list[dict[str, Any]]:
     """Generate the site's source pages into `docs` (emptied first); returns the nav."""
     if not (deck / "index.html").exists():
         raise FileNotFoundError(f"{deck / 'index.html'} does not exist: build the deck first (`make slides`)")
@@ -274,7 +274,7 @@ def build_site(reports: Path, out_dir: Path, findings: Path | None = None, deck:
                docs: Path = DOCS_DIR, config: Path = MKDOCS_YML) -> Path:
     """Write the site into `out_dir` (index.html there); raises if a page would load from another host."""
     sentences = load_sentences(findings or findings_path(reports))
-    nav = write_docs(reports, docs, sentences, deck or reports / "slides")
+    nav = _write_docs(reports, docs, sentences, deck or reports / "slides")
     os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
     from mkdocs.commands.build import build
     from mkdocs.config import load_config

@@ -6,16 +6,16 @@ mkdocs-jupyter's notebook template loads MathJax and Mermaid from a CDN (and wit
 
 import re
 
-__all__ = ["on_post_page", "strip_remote_scripts"]
+__all__ = ["on_post_page"]
 
 _MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->", re.S)
 _MERMAID = re.compile(r"<script type=\"module\">(?:(?!</script>).)*?mermaid(?:(?!</script>).)*?</script>", re.S)
 _EMPTY_SCRIPT = re.compile(r"<script src=\"\"\s*>\s*</script>")
 
 
-def strip_remote_scripts(page: str) -> str:
+def _strip_remote_scripts(page: str) -> str:
     return _EMPTY_SCRIPT.sub("", _MERMAID.sub("", _MATHJAX.sub("", page)))
 
 
 def on_post_page(output: str, page, config) -> str:  # noqa: ARG001 - the mkdocs hook signature
-    return strip_remote_scripts(output)
+    return _strip_remote_scripts(output)

@@ -21,14 +21,14 @@ from typing import Any
 from utils.harness.paths import REPO_ROOT
 from utils.harness.results import ResultsFileError, load_all_results
 
-__all__ = ["Verification", "main", "verify"]
+__all__ = ["main", "verify"]
 
 INTERVAL_SUFFIXES = ("_interval", "_ci95")
 FINDINGS = "00_findings"
 
 
 @dataclass
-class Verification:
+class _Verification:
     verdict_changes: list[str] = field(default_factory=list)
     sentence_changes: list[str] = field(default_factory=list)
     outside_interval: list[str] = field(default_factory=list)
@@ -72,7 +72,7 @@ def _relative_change(old: Any, new: Any) -> float | None:
     return abs(new - old) / abs(old)
 
 
-def _compare_notebook(stem: str, published: dict, rerun: dict, result: Verification) -> None:
+def _compare_notebook(stem: str, published: dict, rerun: dict, result: _Verification) -> None:
     for claim_id, claim in published["claims"].items():
         if claim_id not in rerun["claims"]:
             result.missing.append(f"{stem}: claim {claim_id}")
@@ -96,7 +96,7 @@ def _compare_notebook(stem: str, published: dict, rerun: dict, result: Verificat
             result.metric_changes.append((f"{stem}:{name} {shown}"[:160], change))
 
 
-def _compare_sentences(published: dict, rerun: dict, result: Verification) -> None:
+def _compare_sentences(published: dict, rerun: dict, result: _Verification) -> None:
     before = {s["id"]: s["established"] for s in published.get("sentences", [])}
     after = {s["id"]: s["established"] for s in rerun.get("sentences", [])}
     for sentence_id, established in before.items():
@@ -106,11 +106,11 @@ def _compare_sentences(published: dict, rerun: dict, result: Verification) -> No
             result.sentence_changes.append(f"{sentence_id}: established {established} -> {after[sentence_id]}")
 
 
-def verify(rerun_dir: str | Path, published_dir: str | Path = REPO_ROOT / "reports") -> Verification:
+def verify(rerun_dir: str | Path, published_dir: str | Path = REPO_ROOT / "reports") -> _Verification:
     """Compare the results of a rerun reports folder with the published one (see the module docstring)."""
     published = load_all_results(Path(published_dir) / "results")
     rerun = load_all_results(Path(rerun_dir) / "results")
-    result = Verification()
+    result = _Verification()
     for stem in sorted(published):
         if stem not in rerun:
             result.missing.append(f"{stem}: no results in the rerun")

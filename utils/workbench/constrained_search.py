@@ -22,15 +22,15 @@ from utils.handwritten.decoding import (  # the beam search's own parts, reused 
 )
 from utils.handwritten.seq2seq import special_token_ids
 
-__all__ = ["ConstrainedOutput", "Constraint", "ConstraintState", "constrained_beam_search", "constraints_from_words",
+__all__ = ["constrained_beam_search", "constraints_from_words",
            "contains_sequence", "satisfies"]
 
 # A constraint is a list of alternatives, each a token-id sequence: [[a, b]] forces the phrase "a b",
 # [[x], [y, z]] forces "x" or "y z" (a disjunctive constraint).
-Constraint = list[list[int]]
+_Constraint = list[list[int]]
 
 
-def constraints_from_words(tokenizer, words: list) -> list[Constraint]:
+def constraints_from_words(tokenizer, words: list) -> list[_Constraint]:
     """Each item a word or phrase (str) or a list of alternatives (list[str]) -> token-id constraints.
 
     Words are tokenized as they appear inside a sentence (a leading space; no special tokens).
@@ -53,22 +53,22 @@ def contains_sequence(tokens: list[int], phrase: list[int]) -> bool:
     return any(tokens[i:i + n] == phrase for i in range(len(tokens) - n + 1))
 
 
-def satisfies(tokens: list[int], constraints: list[Constraint]) -> bool:
+def satisfies(tokens: list[int], constraints: list[_Constraint]) -> bool:
     """Every constraint has at least one alternative that occurs as a contiguous run of `tokens`."""
     return all(any(contains_sequence(tokens, alternative) for alternative in c) for c in constraints)
 
 
 @dataclass(frozen=True)
-class ConstraintState:
+class _ConstraintState:
     """Per constraint: satisfied already, or the tokens of a partial match at the end of the hypothesis."""
     done: tuple[bool, ...]
     partial: tuple[tuple[int, ...], ...]
 
     @classmethod
-    def start(cls, constraints: list[Constraint]) -> "ConstraintState":
+    def start(cls, constraints: list[_Constraint]) -> "_ConstraintState":
         return cls(tuple(False for _ in constraints), tuple(() for _ in constraints))
 
-    def advance(self, token: int, constraints: list[Constraint]) -> "ConstraintState":
+    def advance(self, token: int, constraints: list[_Constraint]) -> "_ConstraintState":
         done, partial = list(self.done), list(self.partial)
         for i, alternatives in enumerate(constraints):
             if done[i]:
@@ -80,9 +80,9 @@ class ConstraintState:
                     matched = ()
             done[i] = any(tuple(a) == matched for a in alternatives)
             partial[i] = () if done[i] else matched
-        return ConstraintState(tuple(done), tuple(partial))
+        return _ConstraintState(tuple(done), tuple(partial))
 
-    def progress(self, constraints: list[Constraint]) -> int:
+    def progress(self, constraints: list[_Constraint]) -> int:
         """Constraint tokens already placed: the "bank" of the hypothesis."""
         return sum(max(len(a) for a in c) if d else len(p) for c, d, p in zip(constraints, self.done, self.partial,
                                                                                strict=True))
@@ -90,7 +90,7 @@ class ConstraintState:
     def complete(self) -> bool:
         return all(self.done)
 
-    def next_tokens(self, constraints: list[Constraint]) -> set[int]:
+    def next_tokens(self, constraints: list[_Constraint]) -> set[int]:
         """Tokens that make progress: the continuation of a started phrase, or the start of an open one."""
         tokens = set()
         for alternatives, done, partial in zip(constraints, self.done, self.partial, strict=True):
@@ -104,7 +104,7 @@ class ConstraintState:
         return tokens
 
 
-def _allocate_by_bank(candidates: list[tuple[float, int, int, ConstraintState, int]], num_beams: int) -> list:
+def _allocate_by_bank(candidates: list[tuple[float, int, int, _ConstraintState, int]], num_beams: int) -> list:
     """Next beams from (score, row, token, state, bank) candidates: take the best of each bank in turn,
     the most advanced bank first, so that beams which placed constraint tokens survive lower scores."""
     banks: dict[int, list] = {}
@@ -120,17 +120,17 @@ def _allocate_by_bank(candidates: list[tuple[float, int, int, ConstraintState, i
 
 
 @dataclass
-class ConstrainedOutput:
+class _ConstrainedOutput:
     sequences: torch.Tensor  # (B, L), padded with pad
     scores: list[float]  # penalized score of each returned hypothesis
     satisfied: list[bool]  # whether each returned hypothesis contains every constraint
 
 
 @torch.no_grad()
-def constrained_beam_search(model, input_ids, attention_mask=None, constraints: list[Constraint] | None = None,
+def constrained_beam_search(model, input_ids, attention_mask=None, constraints: list[_Constraint] | None = None,
                             num_beams: int = 4, max_new_tokens: int = 20, length_penalty: float = 1.0,
                             length_penalty_form: str = "hf", use_cache: bool | None = None,
-                            **special) -> ConstrainedOutput:
+                            **special) -> _ConstrainedOutput:
     """Beam search whose outputs contain every constraint (when the length limit allows it).
 
     Per input: candidates are the 2 * num_beams best extensions plus, for every beam, the tokens that
@@ -146,7 +146,7 @@ def constrained_beam_search(model, input_ids, attention_mask=None, constraints: 
     results = [_constrained_one(model, input_ids[b:b + 1], attention_mask[b:b + 1], constraints, num_beams,
                                 max_new_tokens, length_penalty, length_penalty_form, use_cache, ids)
                for b in range(input_ids.shape[0])]
-    return ConstrainedOutput(sequences=_pad_hypotheses([tokens for tokens, _ in results], ids.pad_token_id).to(
+    return _ConstrainedOutput(sequences=_pad_hypotheses([tokens for tokens, _ in results], ids.pad_token_id).to(
                                  input_ids.device),
                              scores=[score for _, score in results],
                              satisfied=[satisfies(tokens, constraints) for tokens, _ in results])
@@ -157,7 +157,7 @@ def _constrained_one(model, input_ids, attention_mask, constraints, num_beams, m
     """One input: returns (tokens, penalized score) of the best complete hypothesis (or best running one)."""
     step_model = StepModel(model, input_ids, attention_mask, use_cache)
     prefix = _initial_prefix(input_ids, ids)[0].tolist()
-    beams = [(0.0, prefix, ConstraintState.start(constraints))]
+    beams = [(0.0, prefix, _ConstraintState.start(constraints))]
     finished = _FinishedPool(num_beams)
     for step in range(max_new_tokens):
         prefixes = torch.tensor([t for _, t, _ in beams], device=input_ids.device)

@@ -22,7 +22,7 @@ from torch.nn.utils import parameters_to_vector
 from utils.handwritten.teacher_forcing import IGNORE_INDEX, masked_cross_entropy
 
 __all__ = [
-    "LOSS_NORMALISATIONS", "all_gather_objects", "all_reduce_sum", "count_tokens", "global_token_count",
+    "LOSS_NORMALISATIONS", "all_gather_objects", "all_reduce_sum", "count_tokens",
     "normalised_loss", "parameter_digest", "parameter_spread", "shard_indices", "summed_token_loss",
 ]
 
@@ -64,7 +64,7 @@ def count_tokens(labels: torch.Tensor) -> torch.Tensor:
     return (labels != IGNORE_INDEX).sum()
 
 
-def global_token_count(micro_batch_labels: list[torch.Tensor]) -> int:
+def _global_token_count(micro_batch_labels: list[torch.Tensor]) -> int:
     """Target tokens of one optimizer step: summed over this rank's micro-batches, then all-reduced over ranks."""
     local = torch.stack([count_tokens(labels) for labels in micro_batch_labels]).sum()
     return int(all_reduce_sum(local))

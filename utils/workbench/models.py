@@ -29,7 +29,7 @@ from utils.workbench.tokenizers import load_tokenizer
 
 __all__ = ["ATTN_IMPLEMENTATIONS", "CONFIG_FAMILIES", "FAMILIES", "FAMILY_TOKENIZER", "MAX_POSITIONS", "SIZES",
            "build_config", "build_model", "build_tokenizer", "check_model_name_or_path", "count_parameters",
-           "hub_is_offline", "size_fields"]
+           "size_fields"]
 
 FAMILIES = ("t5", "marian", "bart", "tinfer")
 ATTN_IMPLEMENTATIONS = ("eager", "sdpa")
@@ -43,7 +43,7 @@ FAMILY_TOKENIZER = {"t5": "t5", "marian": "marian", "bart": "bart", "tinfer": "t
 MAX_POSITIONS = 256
 
 
-def hub_is_offline() -> bool:
+def _hub_is_offline() -> bool:
     return any(os.environ.get(name, "").lower() in ("1", "true", "yes") for name in
                ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
@@ -52,7 +52,7 @@ def check_model_name_or_path(model_name_or_path: str) -> None:
     """Offline, only a local folder can be loaded: say so before transformers tries the network."""
     if Path(model_name_or_path).is_dir():
         return
-    if hub_is_offline():
+    if _hub_is_offline():
         raise ValueError(
             f"parameter 'model_name_or_path' is {model_name_or_path!r}, which is not a local folder, and the "
             "hub is offline (HF_HUB_OFFLINE=1). Pass a folder with a saved checkpoint, or leave it None to build "

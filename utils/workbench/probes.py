@@ -1,7 +1,7 @@
 """Measuring helpers around the code under study (not compared with HF themselves):
 
 - `pick_spread`                 n items spanning the range of a key (examples from short to long)
-- `first_decoder_layer`         the first decoder block of a TinferModel, T5, GPT-2, Marian or BART
+- `_first_decoder_layer`        the first decoder block of a TinferModel, T5, GPT-2, Marian or BART
 - `DecoderPositionCounter`      how many positions enter the decoder (KV cache vs recomputing the prefix)
 - `reload_with_config_entries`  a model saved as an old checkpoint would be (generation entries in config.json)
 """
@@ -13,7 +13,7 @@ import torch
 
 from utils.handwritten.seq2seq import is_tinfer
 
-__all__ = ["DecoderPositionCounter", "first_decoder_layer", "pick_spread", "reload_with_config_entries"]
+__all__ = ["DecoderPositionCounter", "pick_spread", "reload_with_config_entries"]
 
 
 def pick_spread(items: list, n: int, key) -> list:
@@ -26,7 +26,7 @@ def pick_spread(items: list, n: int, key) -> list:
     return [ordered[round(i * (len(ordered) - 1) / (n - 1))] for i in range(n)]
 
 
-def first_decoder_layer(model) -> torch.nn.Module:
+def _first_decoder_layer(model) -> torch.nn.Module:
     """The first decoder block of a TinferModel, T5, GPT-2, or a BART-like model (Marian, BART)."""
     if is_tinfer(model):
         return model.decoder_layers[0]
@@ -43,7 +43,7 @@ class DecoderPositionCounter:
     """
 
     def __init__(self, model):
-        self.layer = first_decoder_layer(model)
+        self.layer = _first_decoder_layer(model)
         self.positions, self.calls = 0, 0
 
     def _count(self, module, args, kwargs):

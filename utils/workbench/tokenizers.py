@@ -28,7 +28,7 @@ from utils.harness.paths import DATA_DIR, TOKENIZERS_DIR
 from utils.workbench.data import LANGUAGES, load_english_corpus, load_split
 
 __all__ = [
-    "TOKENIZER_FILES", "TOKENIZER_NAMES", "build_marian", "build_t5", "build_tokenizers", "load_tokenizer", "main",
+    "TOKENIZER_FILES", "TOKENIZER_NAMES", "build_marian", "build_t5", "load_tokenizer", "main",
 ]
 
 TOKENIZER_NAMES = ("t5", "marian", "bart")
@@ -181,7 +181,7 @@ def _build_bart(texts: list[str], out_dir: Path) -> None:
     _write_json(config, out_dir / "tokenizer_config.json")
 
 
-def build_tokenizers(data_dir: Path = DATA_DIR, out_dir: Path = TOKENIZERS_DIR) -> dict[str, Path]:
+def _build_tokenizers(data_dir: Path = DATA_DIR, out_dir: Path = TOKENIZERS_DIR) -> dict[str, Path]:
     """Train all tokenizers from the data in data_dir and save them under out_dir/<name>/."""
     texts = _translation_texts(data_dir)
     english = load_english_corpus(data_dir=data_dir)
@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR, help="with train.jsonl and english.txt")
     parser.add_argument("--out", type=Path, default=TOKENIZERS_DIR, help="default: data/tokenizers")
     args = parser.parse_args(argv)
-    for name, folder in build_tokenizers(args.data_dir, args.out).items():
+    for name, folder in _build_tokenizers(args.data_dir, args.out).items():
         print(f"wrote {name} tokenizer to {folder}")
 
 
