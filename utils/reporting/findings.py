@@ -508,7 +508,7 @@ REAL_DATA = (
                      claim(LONG10, "causal_model_does_not_leak", "the same audit on the causal one")),
              metrics={"steps": metric(LONG10, "n_steps", "{:d}", section="parameters"),
                       "default_steps": metric(NB10, "n_steps", "{:d}", section="parameters"),
-                      "seed": metric(LONG10, "seeds", "{0[0]:d}", section="parameters"),
+                      "seed": metric(LONG10, "seeds", "{0[0]}", section="parameters"),
                       "test_words": metric(LONG10, "n_test", "{:d}", section="parameters"),
                       "causal": metric(LONG10, "causal_greedy_wer", interval="causal_greedy_wer_ci95"),
                       "no_mask": metric(LONG10, "no_mask_greedy_wer", interval="no_mask_greedy_wer_ci95")},
