@@ -24,8 +24,15 @@ $(STAMP): requirements.txt pyproject.toml
 
 venv: $(STAMP) ## create .venv and install the pinned requirements (when missing or stale)
 
+# two lanes on the 2 cores (the runner lets different notebooks publish into one folder at once): the long real-data
+# notebooks in one, the rest in the other (04 before 05, which reads 04's checkpoints); the findings last
+LANE_A := 10_tinfer_real_data 14_tinfer_real_translation 06_language_modeling 03_loss_masking
+LANE_B = $(filter-out 00_findings $(LANE_A),$(basename $(notdir $(wildcard notebooks/[0-9]*.ipynb))))
 run: $(STAMP) ## execute every notebook with default parameters, render reports/ (HTML, slides, site, index)
-	$(OFFLINE) $(PY) -m utils.run --kernel $(KERNEL)
+	$(OFFLINE) $(PY) -m utils.run --kernel $(KERNEL) $(LANE_A) & lane_a=$$!; \
+	$(OFFLINE) $(PY) -m utils.run --kernel $(KERNEL) $(LANE_B); lane_b=$$?; \
+	wait $$lane_a && test $$lane_b -eq 0
+	$(OFFLINE) $(PY) -m utils.run --kernel $(KERNEL) 00_findings
 	$(MAKE) --no-print-directory slides site
 	$(PY) -m utils.render index
 
