@@ -32,7 +32,7 @@ from utils.handwritten.seq2seq import special_token_ids
 from utils.workbench.batching import make_batches, pad_features
 from utils.workbench.cmudict import Dictionary, G2PVocab, load_cmudict, split_words, strip_stress
 from utils.workbench.device import to_device
-from utils.workbench.metrics import g2p_scores
+from utils.workbench.metrics import first_pronunciation_scores, g2p_scores
 from utils.workbench.models import count_parameters
 from utils.workbench.reproducibility import set_seed
 from utils.workbench.training import evaluate_loss
@@ -148,8 +148,12 @@ def leakage_of(model, batch: dict[str, torch.Tensor], vocab_size: int, n_trials:
 
 
 def _scores(prefix: str, hypotheses, references) -> dict:
+    """WER and PER as the literature scores CMUdict (a word is right when it matches any listed pronunciation), with
+    the per-word numbers, and beside them the stricter figure against the first listed pronunciation only."""
     scores = g2p_scores(hypotheses, references)
-    return {f"{prefix}_{name}": value for name, value in scores.items()}
+    first = first_pronunciation_scores(hypotheses, references)
+    return ({f"{prefix}_{name}": value for name, value in scores.items()}
+            | {f"{prefix}_first_pronunciation_{rate}": first[rate] for rate in ("wer", "per")})
 
 
 def run_job(job: Job) -> dict:
