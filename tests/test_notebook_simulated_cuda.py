@@ -1,0 +1,27 @@
+"""The model notebooks with `device="auto"` on a (simulated) CUDA device: they run to the end and reach the CPU run's
+verdicts (issue 21). `TINFER_SIMULATE_CUDA=1` makes `resolve_device` hand out a CPU stand-in for CUDA that refuses
+what CUDA refuses (`.numpy()` on a device tensor, a CPU/device mix): the mistakes a GPU user hits first, caught on a
+machine without a GPU. Values are the CPU's, so every claim must agree with the plain smoke run's."""
+
+import json
+import os
+
+import pytest
+
+from utils.harness.run import main as run_main
+
+# the notebooks whose code touched a device tensor with numpy, or mixed devices, before (04, 08), and the one that
+# refused cuda (10); 01 and 02 as controls of HF models on the device
+NOTEBOOKS = ["01_shift_right", "02_causal_mask", "04_tinfer_training", "08_architectures", "10_tinfer_real_data"]
+
+
+@pytest.mark.parametrize("stem", NOTEBOOKS)
+def test_notebook_runs_on_a_simulated_gpu_with_the_cpus_verdicts(stem, smoke_results, tmp_path, monkeypatch):
+    monkeypatch.setenv("TINFER_SIMULATE_CUDA", "1")
+    assert os.environ["TINFER_SIMULATE_CUDA"] == "1"
+    exit_code = run_main([stem, "--smoke", "-p", "device", "auto", "--out", str(tmp_path), "--no-html"])
+    assert exit_code == 0, f"{stem} fails with device='auto' on a simulated CUDA device"
+    on_gpu = json.loads((tmp_path / "results" / f"{stem}.json").read_text(encoding="utf-8"))
+    on_cpu = smoke_results(stem)
+    assert on_gpu["parameters"]["device"] == "auto"
+    assert {c: v["holds"] for c, v in on_gpu["claims"].items()} == {c: v["holds"] for c, v in on_cpu["claims"].items()}
