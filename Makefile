@@ -28,11 +28,12 @@ venv: $(STAMP) ## create .venv and install the pinned requirements (when missing
 # notebooks in one, the rest in the other (04 before 05, which reads 04's checkpoints); the findings last
 LANE_A := 10_tinfer_real_data 14_tinfer_real_translation 06_language_modeling 03_loss_masking
 LANE_B = $(filter-out 00_findings $(LANE_A),$(basename $(notdir $(wildcard notebooks/[0-9]*.ipynb))))
+# $(call all_notebooks,EXTRA RUNNER ARGUMENTS): both lanes, then the findings
+all_notebooks = $(OFFLINE) $(PY) -m utils.run --kernel $(KERNEL) $(LANE_A) $(1) & lane_a=$$!; \
+	$(OFFLINE) $(PY) -m utils.run --kernel $(KERNEL) $(LANE_B) $(1); lane_b=$$?; \
+	wait $$lane_a && test $$lane_b -eq 0 && $(OFFLINE) $(PY) -m utils.run --kernel $(KERNEL) 00_findings $(1)
 run: $(STAMP) ## execute every notebook with default parameters, render reports/ (HTML, slides, site, index)
-	$(OFFLINE) $(PY) -m utils.run --kernel $(KERNEL) $(LANE_A) & lane_a=$$!; \
-	$(OFFLINE) $(PY) -m utils.run --kernel $(KERNEL) $(LANE_B); lane_b=$$?; \
-	wait $$lane_a && test $$lane_b -eq 0
-	$(OFFLINE) $(PY) -m utils.run --kernel $(KERNEL) 00_findings
+	$(call all_notebooks,)
 	$(MAKE) --no-print-directory slides site
 	$(PY) -m utils.render index
 
@@ -87,7 +88,9 @@ bench: $(STAMP) ## hand-written vs HF: greedy tokens/s and training step time ->
 
 RERUN ?= build/rerun
 verify: $(STAMP) ## rerun every notebook into build/rerun (or compare RERUN=DIR as is) and check it reproduces reports/
-	test -d $(RERUN)/results || $(OFFLINE) $(PY) -m utils.run --kernel $(KERNEL) --out $(RERUN) --no-html
+# (the long CMUdict run is not part of make run: the rerun's findings read the published one, copied)
+	test -d $(RERUN)/results || { mkdir -p $(RERUN) && cp -r reports/g2p-long $(RERUN)/ && \
+	  $(call all_notebooks,--out $(RERUN) --no-html); }
 	$(PY) -m utils.verify $(RERUN)
 
 smoke: $(STAMP) ## execute every notebook with smoke parameters into build/smoke/
