@@ -63,3 +63,18 @@ def _assert_claims_hold(results: dict, claim_ids: list[str]) -> None:
     assert not missing, f"claims missing from {results['notebook']}: {missing}"
     failing = {c: results["claims"][c]["evidence"] for c in claim_ids if not results["claims"][c]["holds"]}
     assert not failing, f"claims that do not hold in {results['notebook']}: {failing}"
+
+
+@pytest.fixture
+def simulated_cuda():
+    """A CUDA device simulated on the CPU (utils/workbench/simulated_accelerator.py) for the duration of a test."""
+    import torch
+
+    from utils.workbench.simulated_accelerator import SimulatedAccelerator
+
+    torch.__future__.set_overwrite_module_params_on_conversion(True)  # module.to("cuda") makes new Parameters
+    try:
+        with SimulatedAccelerator():
+            yield torch.device("cuda")
+    finally:
+        torch.__future__.set_overwrite_module_params_on_conversion(False)

@@ -253,18 +253,6 @@ def test_probes_on_library_default_models(batches):
     assert arch.decoder_causality(t5, batches["t5"], 100)["causal"]
 
 
-@pytest.fixture
-def simulated_cuda():
-    from utils.workbench.simulated_accelerator import SimulatedAccelerator
-
-    torch.__future__.set_overwrite_module_params_on_conversion(True)
-    try:
-        with SimulatedAccelerator():
-            yield torch.device("cuda")
-    finally:
-        torch.__future__.set_overwrite_module_params_on_conversion(False)
-
-
 @pytest.mark.parametrize("family", ["tinfer", "marian", "bart"])
 def test_position_information_on_an_accelerator_matches_the_cpu(tokenizers, simulated_cuda, family):
     """Issue 21: the position table lived on CUDA and the formula on the CPU ("Expected all tensors to be on the same

@@ -12,23 +12,13 @@ import pytest
 import torch
 
 from utils.workbench.models import build_model
-from utils.workbench.simulated_accelerator import OnAccelerator, SimulatedAccelerator
+from utils.workbench.simulated_accelerator import OnAccelerator
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def accelerator():
-    torch.__future__.set_overwrite_module_params_on_conversion(True)
-    try:
-        with SimulatedAccelerator():
-            yield torch.device("cuda")
-    finally:
-        torch.__future__.set_overwrite_module_params_on_conversion(False)
-
-
-def test_it_refuses_what_cuda_refuses(accelerator):
-    on_device = torch.arange(6.0).to(accelerator)
+def test_it_refuses_what_cuda_refuses(simulated_cuda):
+    on_device = torch.arange(6.0).to(simulated_cuda)
     assert on_device.device == torch.device("cuda", 0) and isinstance(on_device * 2, OnAccelerator)
     with pytest.raises(TypeError, match="can't convert cuda:0 device type tensor to numpy"):
         on_device.numpy()
@@ -42,16 +32,16 @@ def test_it_refuses_what_cuda_refuses(accelerator):
     assert type(host) is torch.Tensor and host.numpy().tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
 
 
-def test_an_hf_model_runs_there_with_the_cpus_values(accelerator):
+def test_an_hf_model_runs_there_with_the_cpus_values(simulated_cuda):
     batch = {"input_ids": torch.randint(5, 50, (2, 6)), "labels": torch.randint(5, 50, (2, 4))}
     reference = build_model("t5").eval()(**batch).logits.detach()
-    model = build_model("t5").eval().to(accelerator)
+    model = build_model("t5").eval().to(simulated_cuda)
     assert all(p.device.type == "cuda" for p in model.parameters())
-    outputs = model(**{k: v.to(accelerator) for k, v in batch.items()})
+    outputs = model(**{k: v.to(simulated_cuda) for k, v in batch.items()})
     assert torch.equal(outputs.logits.detach().cpu(), reference)
     with pytest.raises(RuntimeError, match="same device"):
         model(**batch)  # inputs left on the CPU: the mistake a GPU run reports
-    generated = model.generate(batch["input_ids"].to(accelerator), max_new_tokens=3, do_sample=False)
+    generated = model.generate(batch["input_ids"].to(simulated_cuda), max_new_tokens=3, do_sample=False)
     assert generated.device.type == "cuda"
     outputs.loss.backward()
     assert model.lm_head.weight.grad is not None and model.lm_head.weight.grad.device.type == "cuda"
