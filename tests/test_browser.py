@@ -152,16 +152,19 @@ def search(page, query: str) -> list[str]:
                            timeout=30_000)
     page.locator("input.md-search__input").press_sequentially(query, delay=20)
     page.wait_for_selector(".md-search-result__item", timeout=30_000)
-    count = -1
-    while count != (count := page.locator(".md-search-result__item").count()):
+    counts = [-1]  # material lists results in batches as the list scrolls: scroll until three looks agree
+    while len(counts) < 3 or len(set(counts[-3:])) > 1:
         page.eval_on_selector(".md-search__scrollwrap", "wrap => wrap.scrollTo(0, wrap.scrollHeight)")
-        page.wait_for_timeout(300)
+        page.wait_for_timeout(500)
+        counts.append(page.locator(".md-search-result__item").count())
     return page.eval_on_selector_all(".md-search-result__item a", "links => links.map(a => a.href)")
 
 
-def test_search_for_causal_mask_finds_the_findings_page(built, base, browser):
+def test_search_for_a_question_finds_the_findings_page(built, base, browser):
+    """Search works offline and reaches the answers on the home page (a question's words are its headings there;
+    "causal mask" alone now ranks notebook 02's page, whose title it is, so far above that material lists no other)."""
     with visitor(browser) as visit:
-        links = search(visit.goto(f"{base}/site/claims.html"), "causal mask")
+        links = search(visit.goto(f"{base}/site/claims.html"), "what T5 does")
         assert visit.foreign == [] and visit.errors == []
     assert any(urlparse(link).path.endswith("/site/index.html") for link in links), links
 

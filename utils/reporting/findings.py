@@ -7,14 +7,17 @@ The verdict table's HF cells and verdicts are sentences too; its paper cells are
 """
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from utils.harness.results import load_all_results
 from utils.reporting.provenance import Claim, Metric, Sentence, render, render_all
 
 __all__ = [
     "ANSWERS", "AUDIT", "DATA_PARALLEL", "HF_DEFAULTS", "PITFALLS", "QUESTIONS", "REAL_DATA", "ROWS", "SCOPE",
     "USER_MODEL_CLAIM_PREFIX", "Row",
-    "all_sentences", "answer_blocks", "failing_claims", "findings_markdown", "missing_claims", "sanity_claims",
+    "all_sentences", "answer_blocks", "failing_claims", "findings_markdown", "findings_results", "missing_claims",
+    "sanity_claims",
     "sentence_records", "sentences_of", "verdict_table",
 ]
 
@@ -742,6 +745,17 @@ def failing_claims(results: dict[str, dict[str, Any]]) -> list[str]:
 def sanity_claims(results: dict[str, dict[str, Any]]) -> list[str]:
     return [f"{notebook}:{claim_id}" for notebook, data in sorted(results.items())
             for claim_id, entry in data.get("claims", {}).items() if entry.get("sanity")]
+
+
+def findings_results(results_dir: Path, long_runs: str = "g2p-long") -> dict[str, dict[str, Any]]:
+    """What the findings read: every notebook's results in `results_dir` (but the findings' own), and those of each
+    long run (comma-separated report subfolders beside it, e.g. make g2p-long's) as "<folder>/<notebook>"."""
+    results = {stem: data for stem, data in load_all_results(results_dir).items() if stem != "00_findings"}
+    for folder in filter(None, long_runs.split(",")):
+        if (results_dir.parent / folder / "results").is_dir():
+            results |= {f"{folder}/{stem}": data for stem, data in
+                        load_all_results(results_dir.parent / folder / "results").items()}
+    return results
 
 
 def missing_claims(results: dict[str, dict[str, Any]]) -> list[str]:
