@@ -740,7 +740,9 @@ def run_version(label: str, python: str | Path, out: str | Path | None = None, t
     if label != "main" and record["label"] != label:
         raise DriftEnvironmentError(f"transformers {label}: {python} imports transformers {record['transformers']}, "
                                     f"not {label}.* (reinstall with make drift)")
-    record["python_executable"] = str(python)
+    executable = Path(python).absolute()  # repository-relative when inside it: no machine's path in a record
+    inside = executable.is_relative_to(Path(repo_root).absolute())
+    record["python_executable"] = str(executable.relative_to(Path(repo_root).absolute()) if inside else python)
     if out is not None:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(json.dumps(record, indent=1, sort_keys=False) + "\n", encoding="utf-8")
