@@ -37,8 +37,9 @@ run: $(STAMP) ## execute every notebook with default parameters, render reports/
 	$(MAKE) --no-print-directory slides site
 	$(PY) -m utils.render index
 
-# reveal.js 5.2.0 comes from the pinned PyPI wheel sphinx-revealjs==3.2.1 (pip download into build/vendor/, sha256
-# checked); deck.pdf is printed by Debian's chromium (apt-get install -y chromium), skipped with a message without it
+# reveal.js 5.2.0 comes from its npm-registry tarball (downloaded into build/vendor/, sha512 checked against the
+# registry's integrity); deck.pdf is printed by Debian's chromium (apt-get install -y chromium), skipped with a
+# message without it
 slides: $(STAMP) ## the lab-meeting deck reports/slides/ (index.html + deck.pdf) from the findings records
 	$(PY) -m utils.render slides
 

@@ -193,10 +193,18 @@ def test_inline_markdown_escapes_html_and_keeps_code():
     assert _inline_markdown("a <b> `x < y` **bold**") == "a &lt;b&gt; <code>x &lt; y</code> <strong>bold</strong>"
 
 
-def test_reveal_comes_from_the_pinned_wheel():
+def test_reveal_comes_from_the_pinned_npm_tarball():
     reveal = _install_reveal()
-    assert "reveal.js 5.2.0" in (reveal / "dist" / "reveal.js").read_text(encoding="utf-8")[:200]
+    # the package's dist/reveal.js keeps 5.1.0 in its banner comment; the version constant inside is the release's
+    assert '="5.2.0"' in (reveal / "dist" / "reveal.js").read_text(encoding="utf-8")
     assert (reveal / "plugin" / "notes" / "notes.js").exists() and (reveal / "LICENSE").exists()
+    assert (reveal.parent / "reveal.js-5.2.0.tgz").exists()
+
+
+def test_a_tarball_that_does_not_match_the_registry_integrity_is_refused(tmp_path):
+    (tmp_path / "reveal.js-5.2.0.tgz").write_bytes(b"not the package")
+    with pytest.raises(RuntimeError, match="integrity"):
+        _install_reveal(tmp_path)
 
 
 def test_the_deck_is_self_contained(tmp_path):

@@ -5,20 +5,23 @@
     speaker notes on every slide, 1280x720, and deck.pdf printed by Chromium. No slide body holds more than
     `BODY_WORDS` words: what does not fit (the details of an answer, the rest of a sentence) is in the notes.
 
-reveal.js 5.2.0 comes from the pinned PyPI wheel `sphinx-revealjs==3.2.1` (it ships reveal.js's dist files):
-`pip download` fetches it once into build/vendor/ (sha256 checked) and the needed files are copied next to the
-deck, so the deck loads nothing from any other host when it is viewed, and building it needs no npm.
+reveal.js 5.2.0 comes from its own package on the npm registry: the tarball is fetched once into build/vendor/
+(its sha512 checked against the registry's pinned integrity) and the needed files are copied next to the deck, so
+the deck loads nothing from any other host when it is viewed. Building it needs no npm client, only the registry.
 """
 
+import base64
 import hashlib
 import html
 import json
+import os
 import re
 import shutil
 import struct
 import subprocess
 import sys
-import zipfile
+import tarfile
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +33,10 @@ from utils.harness.results import load_all_results
 from utils.reporting.sentences import FINDINGS, by_section, findings_path, load_sentences
 
 REVEAL_VERSION = "5.2.0"
-REVEAL_WHEEL = "sphinx-revealjs==3.2.1"
-REVEAL_WHEEL_SHA256 = "805bed3ca459346e0f01967d5ed1c40d6b7b917de1541e1e4566c8341fe7017b"
-REVEAL_IN_WHEEL = "sphinx_revealjs/_static/revealjs/"
+REVEAL_TARBALL = f"reveal.js-{REVEAL_VERSION}.tgz"
+# the registry's `dist.integrity` of reveal.js 5.2.0 (https://registry.npmjs.org/reveal.js/5.2.0)
+REVEAL_INTEGRITY = "sha512-TWd9VVYZZW/MGlm5arVPbN5ne49GXrTpil8KFOBOOfHWS4GjSCpSaHfj3iB+Rh0rJTQGbkrQr66l6R3bnElXBw=="
+NPM_REGISTRY = "https://registry.npmjs.org"
 REVEAL_FILES = ("LICENSE", "dist/reveal.js", "dist/reveal.css", "dist/reset.css", "plugin/notes/notes.js")
 VENDOR_DIR = REPO_ROOT / "build" / "vendor"
 TEMPLATES_DIR = Path(__file__).parent / "templates" / "deck"
@@ -44,31 +48,42 @@ BODY_WORDS = 60  # the most words a slide shows; the rest goes to the speaker no
 __all__ = ["BODY_WORDS", "build_deck"]
 
 
+def _reveal_tarball(vendor: Path) -> Path:
+    """The pinned reveal.js tarball from the npm registry, in `vendor/` (downloaded once, sha512 checked)."""
+    tarball = vendor / REVEAL_TARBALL
+    if not tarball.exists():
+        registry = os.environ.get("NPM_CONFIG_REGISTRY", NPM_REGISTRY).rstrip("/")
+        url = f"{registry}/reveal.js/-/{REVEAL_TARBALL}"
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response:
+                payload = response.read()
+        except OSError as error:
+            raise RuntimeError(f"could not download reveal.js {REVEAL_VERSION} from the npm registry ({url}): "
+                               f"{error}") from error
+        vendor.mkdir(parents=True, exist_ok=True)
+        partial = tarball.with_suffix(".part")
+        partial.write_bytes(payload)
+        partial.replace(tarball)
+    integrity = "sha512-" + base64.b64encode(hashlib.sha512(tarball.read_bytes()).digest()).decode()
+    if integrity != REVEAL_INTEGRITY:
+        raise RuntimeError(f"{tarball} has integrity {integrity}, the npm registry lists {REVEAL_INTEGRITY} "
+                           f"for reveal.js {REVEAL_VERSION}: delete the file to download it again")
+    return tarball
+
+
 def _install_reveal(vendor: Path = VENDOR_DIR) -> Path:
-    """reveal.js's files from the pinned wheel, in `vendor/reveal.js-<version>/` (downloaded once)."""
+    """reveal.js's files from the pinned npm tarball, in `vendor/reveal.js-<version>/` (downloaded once)."""
     target = vendor / f"reveal.js-{REVEAL_VERSION}"
     if all((target / name).exists() for name in REVEAL_FILES):
         return target
-    wheels = vendor / "wheels"
-    wheel = next(iter(sorted(wheels.glob("sphinx_revealjs-*.whl"))), None) if wheels.exists() else None
-    if wheel is None:
-        command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                   "--dest", str(wheels), REVEAL_WHEEL]
-        if subprocess.run(command).returncode != 0:
-            raise RuntimeError(f"could not download {REVEAL_WHEEL} from PyPI (the deck's reveal.js {REVEAL_VERSION} "
-                               f"comes from that wheel): `{' '.join(command)}` failed")
-        wheel = next(iter(sorted(wheels.glob("sphinx_revealjs-*.whl"))))
-    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-    if digest != REVEAL_WHEEL_SHA256:
-        raise RuntimeError(f"{wheel} has sha256 {digest}, expected {REVEAL_WHEEL_SHA256} ({REVEAL_WHEEL})")
-    with zipfile.ZipFile(wheel) as archive:
+    with tarfile.open(_reveal_tarball(vendor), "r:gz") as archive:
+        version = json.loads(archive.extractfile("package/package.json").read())["version"]
+        if version != REVEAL_VERSION:
+            raise RuntimeError(f"{REVEAL_TARBALL} holds reveal.js {version}, not {REVEAL_VERSION}")
         for name in REVEAL_FILES:
             destination = target / name
             destination.parent.mkdir(parents=True, exist_ok=True)
-            destination.write_bytes(archive.read(REVEAL_IN_WHEEL + name))
-    banner = (target / "dist" / "reveal.js").read_text(encoding="utf-8")[:200]
-    if f"reveal.js {REVEAL_VERSION}" not in banner:
-        raise RuntimeError(f"{wheel} does not hold reveal.js {REVEAL_VERSION}")
+            destination.write_bytes(archive.extractfile(f"package/{name}").read())
     return target
 
 
