@@ -107,7 +107,8 @@ $(JOEYNMT): | $(STAMP)
 
 vendor-joeynmt: $(JOEYNMT) ## Joey NMT 2.3.0 for the audit's example, unpacked into build/vendor/joeynmt/site
 
-# two workers: the notebook smoke runs on one (they share their reports), the unit tests on the other
+# two workers share the tests; each notebook's smoke run happens once (on whichever worker needs it first, under a
+# file lock in the run's shared folder); tests sharing an expensive fixture are grouped on one worker (conftest.py)
 test: $(STAMP) $(JOEYNMT) ## unit tests and every notebook with smoke parameters
 	$(OFFLINE) $(PY) -m pytest -q -n 2 --dist loadgroup
 

@@ -11,11 +11,12 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup`) the notebook tests share one worker: they share
-    the session's smoke reports (notebook 00 reads every other notebook's), so each notebook still runs once."""
+    """Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup`) tests that share an expensive module fixture
+    run on one worker, so it is built once: the kernel-path runs, and the rendered site the browser tests open."""
+    groups = {"test_kernel_independence.py": "kernel_paths", "test_browser.py": "site", "test_site.py": "site"}
     for item in items:
-        if item.path.name.startswith("test_notebook_"):
-            item.add_marker(pytest.mark.xdist_group("notebooks"))
+        if item.path.name in groups:
+            item.add_marker(pytest.mark.xdist_group(groups[item.path.name]))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -31,24 +32,54 @@ def one_thread():
 
 @pytest.fixture(scope="session")
 def smoke_reports(tmp_path_factory):
-    """The folder every smoke-run notebook of this session writes to (results/ inside)."""
-    return tmp_path_factory.mktemp("smoke_reports")
+    """The folder every smoke-run notebook of this session writes to (results/ inside), one for all xdist workers."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # <run>/popen-gwN -> <run>: the folder the workers of this run share
+    folder = root / "smoke_reports"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="session")
 def smoke_results(smoke_reports):
-    """`smoke_results("01_shift_right")` -> that notebook's results dict, executing it once per session."""
+    """`smoke_results("01_shift_right")` -> that notebook's results dict, executing it once per session.
+
+    Once across xdist workers too: a notebook runs under a file lock in the shared folder, and its exit code is kept
+    there, so a worker that needs a notebook another worker is running waits for it instead of running it again.
+    `smoke_results.all(stems)` runs the free ones first and waits for the busy ones last.
+    """
+    from filelock import FileLock, Timeout
+
     from utils.harness.run import main as run_main
 
     cache = {}
 
+    def finish(stem: str, timeout: float) -> bool:
+        try:
+            with FileLock(smoke_reports / f".{stem}.lock", timeout=timeout):
+                outcome = smoke_reports / f".{stem}.exit-code"
+                if not outcome.exists():
+                    outcome.write_text(str(run_main([stem, "--smoke", "--out", str(smoke_reports), "--no-html"])))
+                exit_code = int(outcome.read_text())
+        except Timeout:
+            return False
+        assert exit_code == 0, f"notebook {stem} failed with smoke parameters (exit code {exit_code})"
+        cache[stem] = json.loads((smoke_reports / "results" / f"{stem}.json").read_text(encoding="utf-8"))
+        return True
+
     def run(stem: str) -> dict:
         if stem not in cache:
-            exit_code = run_main([stem, "--smoke", "--out", str(smoke_reports), "--no-html"])
-            assert exit_code == 0, f"notebook {stem} failed with smoke parameters (exit code {exit_code})"
-            cache[stem] = json.loads((smoke_reports / "results" / f"{stem}.json").read_text(encoding="utf-8"))
+            finish(stem, timeout=-1)
         return cache[stem]
 
+    def run_all(stems: list[str]) -> dict[str, dict]:
+        for stem in stems:
+            if stem not in cache:
+                finish(stem, timeout=0)  # runs it unless another worker is running it now
+        return {stem: run(stem) for stem in stems}  # then waits for those
+
+    run.all = run_all
     return run
 
 

@@ -54,6 +54,7 @@ def fixture_reports(folder: Path, findings: dict | None = None) -> Path:
 
 
 @functools.cache
+@functools.cache
 def built_reports() -> Path:
     """Fixture reports with slides/ (deck.pdf too when Chromium is here) and site/ built, once per session."""
     from utils.reporting.browser import chromium_missing

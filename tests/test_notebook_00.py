@@ -16,8 +16,7 @@ OTHER_NOTEBOOKS = sorted(p.stem for p in NOTEBOOKS_DIR.glob("[0-9]*.ipynb") if n
 
 @pytest.fixture(scope="module")
 def findings(smoke_results, smoke_reports):
-    for stem in OTHER_NOTEBOOKS:
-        smoke_results(stem)
+    smoke_results.all(OTHER_NOTEBOOKS)
     return smoke_results("00_findings")
 
 
