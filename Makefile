@@ -107,10 +107,10 @@ $(JOEYNMT): | $(STAMP)
 
 vendor-joeynmt: $(JOEYNMT) ## Joey NMT 2.3.0 for the audit's example, unpacked into build/vendor/joeynmt/site
 
-# two workers share the tests; each notebook's smoke run happens once (on whichever worker needs it first, under a
-# file lock in the run's shared folder); tests sharing an expensive fixture are grouped on one worker (conftest.py)
+# two workers share the tests; each notebook's smoke run, the kernel-path runs and the rendered site are made once per
+# run, by whichever worker needs them first, under a file lock in the folder the workers share (tests/conftest.py)
 test: $(STAMP) $(JOEYNMT) ## unit tests and every notebook with smoke parameters
-	$(OFFLINE) $(PY) -m pytest -q -n 2 --dist loadgroup
+	$(OFFLINE) $(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP) ## ruff on utils, tests and notebooks
 	$(PY) -m ruff check utils tests notebooks examples

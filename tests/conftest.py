@@ -2,21 +2,13 @@
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-
-
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup`) tests that share an expensive module fixture
-    run on one worker, so it is built once: the kernel-path runs, and the rendered site the browser tests open."""
-    groups = {"test_kernel_independence.py": "kernel_paths", "test_browser.py": "site", "test_site.py": "site"}
-    for item in items:
-        if item.path.name in groups:
-            item.add_marker(pytest.mark.xdist_group(groups[item.path.name]))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -31,12 +23,40 @@ def one_thread():
 
 
 @pytest.fixture(scope="session")
-def smoke_reports(tmp_path_factory):
-    """The folder every smoke-run notebook of this session writes to (results/ inside), one for all xdist workers."""
+def shared_dir(tmp_path_factory) -> Path:
+    """A folder every pytest-xdist worker of this run shares (`make test` runs `-n 2`): the run's base temp folder."""
     root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent  # <run>/popen-gwN -> <run>: the folder the workers of this run share
-    folder = root / "smoke_reports"
+    return root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root  # <run>/popen-gwN -> <run>
+
+
+@pytest.fixture(scope="session")
+def once(shared_dir):
+    """`once(name, make)`: the JSON value `make()` returns, computed by one worker of the run under a file lock and
+    read from the shared folder by the others (they wait for it), so an expensive fixture is built once per run."""
+    from filelock import FileLock
+
+    def run(name: str, make):
+        path = shared_dir / f"{name}.json"
+        with FileLock(shared_dir / f".{name}.lock"):
+            if not path.exists():
+                path.write_text(json.dumps(make()), encoding="utf-8")
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def rendered_reports(once, shared_dir) -> Path:
+    """Fixture reports with the deck and the site built (tests/test_deck.py's `built_reports`), once per test run."""
+    from test_deck import built_reports
+
+    return Path(once("rendered_reports", lambda: str(built_reports(shared_dir / "rendered"))))
+
+
+@pytest.fixture(scope="session")
+def smoke_reports(shared_dir):
+    """The folder every smoke-run notebook of this session writes to (results/ inside), one for all xdist workers."""
+    folder = shared_dir / "smoke_reports"
     folder.mkdir(exist_ok=True)
     return folder
 
@@ -55,18 +75,14 @@ def smoke_results(smoke_reports):
 
     cache = {}
 
-    def finish(stem: str, timeout: float) -> bool:
-        try:
-            with FileLock(smoke_reports / f".{stem}.lock", timeout=timeout):
-                outcome = smoke_reports / f".{stem}.exit-code"
-                if not outcome.exists():
-                    outcome.write_text(str(run_main([stem, "--smoke", "--out", str(smoke_reports), "--no-html"])))
-                exit_code = int(outcome.read_text())
-        except Timeout:
-            return False
+    def finish(stem: str, timeout: float) -> None:
+        with FileLock(smoke_reports / f".{stem}.lock", timeout=timeout):
+            outcome = smoke_reports / f".{stem}.exit-code"
+            if not outcome.exists():
+                outcome.write_text(str(run_main([stem, "--smoke", "--out", str(smoke_reports), "--no-html"])))
+            exit_code = int(outcome.read_text())
         assert exit_code == 0, f"notebook {stem} failed with smoke parameters (exit code {exit_code})"
         cache[stem] = json.loads((smoke_reports / "results" / f"{stem}.json").read_text(encoding="utf-8"))
-        return True
 
     def run(stem: str) -> dict:
         if stem not in cache:
@@ -76,7 +92,10 @@ def smoke_results(smoke_reports):
     def run_all(stems: list[str]) -> dict[str, dict]:
         for stem in stems:
             if stem not in cache:
-                finish(stem, timeout=0)  # runs it unless another worker is running it now
+                try:
+                    finish(stem, timeout=0)  # runs it unless another worker is running it now
+                except Timeout:
+                    pass
         return {stem: run(stem) for stem in stems}  # then waits for those
 
     run.all = run_all

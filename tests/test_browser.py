@@ -14,7 +14,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-from test_deck import built_reports
 
 from utils.harness.paths import REPO_ROOT
 from utils.reporting.browser import chromium_missing, open_browser
@@ -59,9 +58,9 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def built():
+def built(rendered_reports):
     """A report folder (committed reports + fixture records) with slides/ (and deck.pdf) and site/ built."""
-    return built_reports()
+    return rendered_reports
 
 
 @pytest.fixture(scope="module")

@@ -2,15 +2,11 @@
 
 `fixture_reports` lays out the committed reports with tests/fixtures/00_findings_sentences.json as the findings
 (the committed 00_findings.json has no "sentences" until the findings notebook writes them); `built_reports`
-builds the deck and the site from it once per test session (shared with test_site and test_browser).
+builds the deck and the site from it (once per test run: conftest's `rendered_reports`, for test_site and test_browser).
 """
 
-import atexit
 import copy
-import functools
 import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -53,15 +49,12 @@ def fixture_reports(folder: Path, findings: dict | None = None) -> Path:
     return folder
 
 
-@functools.cache
-@functools.cache
-def built_reports() -> Path:
-    """Fixture reports with slides/ (deck.pdf too when Chromium is here) and site/ built, once per session."""
+def built_reports(root: Path) -> Path:
+    """Fixture reports under `root` with slides/ (deck.pdf too when Chromium is here) and site/ built (the tests
+    use the `rendered_reports` fixture of conftest.py, which builds this once per test run)."""
     from utils.reporting.browser import chromium_missing
     from utils.reporting.site import build_site
 
-    root = Path(tempfile.mkdtemp(prefix="tinfer-render-"))
-    atexit.register(shutil.rmtree, root, ignore_errors=True)
     reports = fixture_reports(root / "reports")
     build_deck(reports, reports / "slides", pdf=chromium_missing() is None)
     build_site(reports, reports / "site", docs=root / "docs")

@@ -31,8 +31,8 @@ def run_core(knobs: dict[str, str], threads: int) -> dict:
 
 
 @pytest.fixture(scope="module")
-def cores() -> dict[str, dict]:
-    return {name: run_core(*setting) for name, setting in SETTINGS.items()}
+def cores(once) -> dict[str, dict]:
+    return once("kernel_paths", lambda: {name: run_core(*setting) for name, setting in SETTINGS.items()})
 
 
 def differing_numbers(a: dict, b: dict) -> dict[str, tuple]:

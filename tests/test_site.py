@@ -5,7 +5,7 @@ import json
 import re
 
 import pytest
-from test_deck import REPORTS, built_reports, fixture_records, fixture_reports
+from test_deck import REPORTS, fixture_records, fixture_reports
 
 from utils.harness.results import load_all_results
 from utils.reporting.site import _cell_links, _write_docs, remote_references
@@ -13,8 +13,8 @@ from utils.reporting.site_hooks import _strip_remote_scripts
 
 
 @pytest.fixture(scope="module")
-def site():
-    return built_reports() / "site"
+def site(rendered_reports):
+    return rendered_reports / "site"
 
 
 def test_remote_references_finds_tags_imports_and_css_urls():
