@@ -46,8 +46,8 @@ from utils.workbench.variants import (
     train_variant,
 )
 
-__all__ = ["G2PData", "G2PSetup", "Job", "load_g2p_data", "paired_word_error_difference", "run_g2p_en_job",
-           "run_job", "seed_summary"]
+__all__ = ["G2PData", "G2PSetup", "Job", "load_g2p_data", "paired_word_error_difference",
+           "record_seed_summaries", "run_g2p_en_job", "run_job", "seed_summary"]
 
 DECODE_BATCH = 250
 
@@ -315,6 +315,28 @@ def paired_word_error_difference(runs_a: list[dict], runs_b: list[dict], decodin
     a = [run[f"{decoding}_word_errors"][:words] for run in runs_a]
     b = [run[f"{decoding}_word_errors"][:words] for run in runs_b]
     return paired_two_level_difference(a, b, n_resamples, seed)
+
+
+def record_seed_summaries(results, runs: dict[str, list[dict]], summaries: dict[str, dict]) -> None:
+    """Record notebook 10's per-variant numbers with `results.metric`, variant by variant (in the order of `runs`):
+    the seed means of the losses and token accuracies, the parameter count, each decoding's WER and PER (mean,
+    spread, 95% interval, per-seed values, interval method, from `seed_summary`) and the greedy rates against the
+    first listed pronunciation only."""
+    for variant, variant_runs in runs.items():
+        for key in ("train_loss", "validation_loss", "teacher_forced_accuracy", "free_running_accuracy"):
+            results.metric(f"{variant}_{key}", sum(r[key] for r in variant_runs) / len(variant_runs))
+        results.metric(f"{variant}_parameters", variant_runs[0]["parameters"])
+        for decoding in ("greedy", "beam"):
+            for rate in ("wer", "per"):
+                stats = summaries[variant][decoding][rate]
+                results.metric(f"{variant}_{decoding}_{rate}", stats["mean"])
+                results.metric(f"{variant}_{decoding}_{rate}_std", stats["std"])
+                results.metric(f"{variant}_{decoding}_{rate}_ci95", stats["ci95"])
+                results.metric(f"{variant}_{decoding}_{rate}_per_seed", stats["per_seed"])
+                results.metric(f"{variant}_{decoding}_{rate}_interval_method", stats["method"])
+        for rate in ("wer", "per"):  # the stricter figure: against the first listed pronunciation only
+            results.metric(f"{variant}_greedy_{rate}_first_pronunciation",
+                           sum(r[f"greedy_first_pronunciation_{rate}"] for r in variant_runs) / len(variant_runs))
 
 
 def setup_dict(setup: G2PSetup) -> dict:

@@ -49,7 +49,7 @@ from utils.workbench.variants import (
 )
 
 __all__ = ["METRICS", "NOTEBOOK_STEM", "VARIANTS", "TranslationSetup", "fits", "job_tasks", "load_data",
-           "run_jobs", "seed_summary", "train_tokenizers", "verdict_records"]
+           "record_seed_summaries", "run_jobs", "seed_summary", "train_tokenizers", "verdict_records"]
 
 NOTEBOOK_STEM = "14_tinfer_real_translation"
 TOKENIZER_OF_FAMILY = {"tinfer": "t5", "t5": "t5", "marian": "marian"}
@@ -245,6 +245,26 @@ def seed_summary(runs: list[dict], references: list[str], decoding: str = "greed
         summary[name]["std"] = float(np.std(per_seed, ddof=1)) if len(per_seed) > 1 else 0.0
         summary[name]["ci95"] = [summary[name]["low"], summary[name]["high"]]
     return summary
+
+
+def record_seed_summaries(results, runs: dict[str, list[dict]], summaries: dict[str, dict]) -> None:
+    """Record notebook 14's per-variant numbers with `results.metric`, variant by variant (in the order of `runs`):
+    the seed means of the losses, token accuracies, share of greedy outputs without </s> and their mean length, the
+    parameter count, and each decoding's exact match, chrF and BLEU (mean, 95% interval, spread, per-seed values,
+    interval method, from `seed_summary`)."""
+    for variant, variant_runs in runs.items():
+        for key in ("train_loss", "validation_loss", "teacher_forced_accuracy", "free_running_accuracy",
+                    "greedy_no_eos_fraction", "greedy_mean_output_tokens"):
+            results.metric(f"{variant}_{key}", sum(r[key] for r in variant_runs) / len(variant_runs))
+        results.metric(f"{variant}_parameters", variant_runs[0]["parameters"])
+        for decoding in ("greedy", "beam"):
+            for name in METRICS:
+                stats = summaries[variant][decoding][name]
+                results.metric(f"{variant}_{decoding}_{name}", stats["mean"])
+                results.metric(f"{variant}_{decoding}_{name}_ci95", stats["ci95"])
+                results.metric(f"{variant}_{decoding}_{name}_std", stats["std"])
+                results.metric(f"{variant}_{decoding}_{name}_per_seed", stats["per_seed"])
+                results.metric(f"{variant}_{decoding}_{name}_interval_method", stats["method"])
 
 
 # --- the verdict, from the recorded numbers -----------------------------------------------------------------------
