@@ -72,13 +72,25 @@ def _move_target(name: str, args: tuple, kwargs: dict) -> bool | None:
     return _is_accelerator(devices[0]) if devices else None
 
 
+def _tensors_in(args: tuple, kwargs: dict) -> list[torch.Tensor]:
+    """The tensors among a call's arguments (pytree's walk only where an argument is a container: every op of a
+    model passes through here, so the flat case is kept cheap)."""
+    tensors = []
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, torch.Tensor):
+            tensors.append(value)
+        elif isinstance(value, list | tuple | dict):
+            tensors += [t for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor)]
+    return tensors
+
+
 class SimulatedAccelerator(TorchFunctionMode):
     """See the module docstring."""
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
-        tensors = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+        tensors = _tensors_in(args, kwargs)
         resident = [isinstance(t, OnAccelerator) for t in tensors]
         if name in _HOST_ONLY and any(resident):
             raise TypeError("can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() to copy the tensor to "
@@ -102,7 +114,11 @@ class SimulatedAccelerator(TorchFunctionMode):
                                f"cuda:0 and cpu! (in {name}, simulated accelerator)")
         with torch._C.DisableTorchFunctionSubclass():
             result = func(*args, **kwargs)
-        return tree_map(_on_accelerator, result) if any(resident) or creates_on_accelerator else result
+        if not (any(resident) or creates_on_accelerator):
+            return result
+        if isinstance(result, torch.Tensor):  # the common case, without pytree's walk
+            return _on_accelerator(result)
+        return tree_map(_on_accelerator, result)
 
 
 _ACTIVE: list[SimulatedAccelerator] = []
