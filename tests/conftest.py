@@ -122,9 +122,5 @@ def simulated_cuda():
 
     from utils.workbench.simulated_accelerator import SimulatedAccelerator
 
-    torch.__future__.set_overwrite_module_params_on_conversion(True)  # module.to("cuda") makes new Parameters
-    try:
-        with SimulatedAccelerator():
-            yield torch.device("cuda")
-    finally:
-        torch.__future__.set_overwrite_module_params_on_conversion(False)
+    with SimulatedAccelerator():
+        yield torch.device("cuda")

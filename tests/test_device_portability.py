@@ -47,6 +47,26 @@ def test_an_hf_model_runs_there_with_the_cpus_values(simulated_cuda):
     assert model.lm_head.weight.grad is not None and model.lm_head.weight.grad.device.type == "cuda"
 
 
+def test_moving_a_model_keeps_its_tied_weights_and_trains_them(simulated_cuda):
+    model = build_model("marian")  # lm_head tied to the shared embeddings, as on CUDA after .to()
+    n_parameters = sum(p.numel() for p in model.parameters())
+    model = model.to(simulated_cuda)
+    assert model.lm_head.weight is model.model.shared.weight
+    assert sum(p.numel() for p in model.parameters()) == n_parameters
+    ids = torch.randint(5, 50, (2, 6)).to(simulated_cuda)
+    model(input_ids=ids, labels=ids).loss.backward()
+    assert all(p.grad is not None and p.grad.device.type == "cuda" for p in model.parameters() if p.requires_grad)
+
+
+def test_an_rnn_moves_and_loads_its_weights_there(simulated_cuda):
+    gru = torch.nn.GRU(4, 8, batch_first=True)  # its flat-weight cache refuses a tensor swap
+    state = {k: v.clone() for k, v in gru.state_dict().items()}
+    gru = gru.to(simulated_cuda)
+    gru.load_state_dict(state)
+    outputs, _ = gru(torch.ones(2, 3, 4).to(simulated_cuda))
+    assert outputs.device.type == "cuda" and all(p.device.type == "cuda" for p in gru.parameters())
+
+
 def test_resolve_device_simulates_cuda_only_when_asked():
     script = ("from utils.workbench.device import resolve_device; import torch; d = resolve_device('auto'); "
               "print(d, torch.ones(2).to(d).device)")

@@ -84,8 +84,35 @@ def _tensors_in(args: tuple, kwargs: dict) -> list[torch.Tensor]:
     return tensors
 
 
+_MODULE_APPLY = torch.nn.Module._apply
+
+
+def _apply_keeping_ties(module: torch.nn.Module, fn, recurse: bool = True):
+    """`Module._apply` (behind `.to()`, `.cuda()`, `.float()`) that gives parameters their new type in place, as
+    CUDA's `.to()` keeps them: a weight tied between two modules stays one Parameter. Swapping tensors is refused for
+    an RNN's parameters (its flat-weight cache holds weak references), so those get new Parameters instead."""
+    swap = not isinstance(module, torch.nn.RNNBase)
+    before = (torch.__future__.get_swap_module_params_on_conversion(),
+              torch.__future__.get_overwrite_module_params_on_conversion())
+    torch.__future__.set_swap_module_params_on_conversion(swap)
+    torch.__future__.set_overwrite_module_params_on_conversion(not swap)
+    try:
+        return _MODULE_APPLY(module, fn, recurse)
+    finally:
+        torch.__future__.set_swap_module_params_on_conversion(before[0])
+        torch.__future__.set_overwrite_module_params_on_conversion(before[1])
+
+
 class SimulatedAccelerator(TorchFunctionMode):
-    """See the module docstring."""
+    """See the module docstring. While it is on, modules move with `_apply_keeping_ties`."""
+
+    def __enter__(self):
+        torch.nn.Module._apply = _apply_keeping_ties
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        torch.nn.Module._apply = _MODULE_APPLY
+        return super().__exit__(*exc)
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -127,7 +154,6 @@ _ACTIVE: list[SimulatedAccelerator] = []
 def activate() -> None:
     """Switch the simulated accelerator on for the rest of the process (once)."""
     if not _ACTIVE:
-        torch.__future__.set_overwrite_module_params_on_conversion(True)  # module.to("cuda") makes new Parameters
         mode = SimulatedAccelerator()
         mode.__enter__()
         _ACTIVE.append(mode)
