@@ -188,11 +188,8 @@ def test_the_module_map_lists_every_module_once():
 # ---------------------------------------------------------------- the public surface of utils/ (issue 22)
 
 MAX_PUBLIC_NAMES_IN_UTILS = 450
-# Modules without __all__ that other helpers are reworking under issue 22; each gets its __all__ when that work
-# lands. This set may only shrink.
-WITHOUT_ALL_YET = {
-    "utils.experiments.audit_your_model", "utils.experiments.auditable_models", "utils.workbench.metrics",
-}
+# every module others import has __all__ (the exemptions of the restructuring are gone)
+WITHOUT_ALL_YET: set[str] = set()
 
 
 def public_names(source: str) -> set[str]:

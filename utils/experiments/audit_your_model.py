@@ -73,6 +73,12 @@ from utils.harness.paths import REPO_ROOT
 from utils.workbench.device import to_device
 from utils.workbench.tolerance import Comparison, Tolerance, compare, tolerance_for
 
+__all__ = ["CHECK_TITLES", "Check", "ERROR", "FAIL", "INFO", "ModelAudit", "PASS", "SKIPPED", "audit_batch",
+           "check_batched_equals_single", "check_encoder_fast_path", "check_gradient_causality",
+           "check_greedy_matches_one_pass", "check_loss_ignores_padding", "check_padding_invariance",
+           "check_shift_right", "format_table", "load_factory", "load_model", "loop_logits", "main", "run_audit",
+           "verdict_markdown"]
+
 PASS, FAIL, SKIPPED, ERROR, INFO = "pass", "fail", "skipped", "error", "info"  # info: measured, not a verdict
 CHECK_TITLES = {
     "future_leakage": "no future leakage (t never sees s > t)",

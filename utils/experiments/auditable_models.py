@@ -58,6 +58,10 @@ from utils.handwritten.decoding import greedy_decode
 from utils.handwritten.seq2seq import is_encoder_decoder, special_token_ids, watch_decoder_input_ids
 from utils.handwritten.teacher_forcing import causal_mask
 
+__all__ = ["AuditInputError", "Seq2SeqLMAdapter", "TorchTransformerAdapter", "as_auditable", "check_forward",
+           "check_interface", "check_logits", "constrain_logits", "decoding_constraints", "move_model", "set_eval",
+           "source_ids", "torch_modules"]
+
 REQUIRED_IDS = ("vocab_size", "pad_token_id", "decoder_start_token_id", "eos_token_id")
 SOURCE_IDS = ("source_vocab_size", "source_pad_token_id", "source_eos_token_id")  # optional: a separate encoder table
 OPTIONAL_METHODS = ("decoder_input_ids_from_labels", "loss", "generate")

@@ -2,6 +2,9 @@
 
 import sacrebleu
 
+__all__ = ["edit_distance", "first_pronunciation_scores", "g2p_literature_scores", "g2p_scores", "phoneme_error_rate",
+           "sentence_statistics", "statistics_score", "translation_scores", "word_error_rate", "word_errors"]
+
 
 def translation_scores(hypotheses: list[str], references: list[str]) -> dict[str, float]:
     """Exact match (a fraction in [0, 1], surrounding spaces ignored), corpus chrF and BLEU (sacrebleu defaults,
