@@ -107,9 +107,16 @@ $(JOEYNMT): | $(STAMP)
 
 vendor-joeynmt: $(JOEYNMT) ## Joey NMT 2.3.0 for the audit's example, unpacked into build/vendor/joeynmt/site
 
+# the pinned wheels data/real_pairs/ is extracted from (wagtail, django, apache-superset; about 120 MB, sha256 checked):
+# tests/test_real_pairs.py rebuilds the committed pairs from them byte for byte (the rebuild goes to build/, not data/)
+REAL_PAIRS_WHEELS := build/wheels/.pinned
+$(REAL_PAIRS_WHEELS): data/make_real_pairs.py | $(STAMP)
+	$(PY) data/make_real_pairs.py --download --out build/real_pairs_rebuilt > /dev/null
+	touch $@
+
 # two workers share the tests; each notebook's smoke run, the kernel-path runs and the rendered site are made once per
 # run, by whichever worker needs them first, under a file lock in the folder the workers share (tests/conftest.py)
-test: $(STAMP) $(JOEYNMT) ## unit tests and every notebook with smoke parameters
+test: $(STAMP) $(JOEYNMT) $(REAL_PAIRS_WHEELS) ## unit tests and every notebook with smoke parameters
 	$(OFFLINE) $(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP) ## ruff on utils, tests and notebooks
