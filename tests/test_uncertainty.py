@@ -8,6 +8,7 @@ from utils.workbench.uncertainty import (
     chrf_two_level_bootstrap,
     clopper_pearson,
     paired_two_level_difference,
+    record_seed_figure,
     two_level_bootstrap,
 )
 
@@ -72,3 +73,18 @@ def test_chrf_two_level_bootstrap_reproduces_sacrebleu_per_seed():
     assert result["per_seed"] == pytest.approx([sacrebleu.corpus_chrf(o, [references]).score for o in outputs])
     assert result["per_seed"][1] == pytest.approx(100.0)
     assert result["low"] <= result["mean"] <= result["high"] <= 100.0
+
+
+def test_record_seed_figure_records_the_mean_then_its_spread_interval_seeds_and_method():
+    recorded = {}
+
+    class Recorder:
+        def metric(self, name, value):
+            recorded[name] = value
+
+    figure = {"mean": 0.5, "std": 0.1, "ci95": [0.3, 0.7], "per_seed": [0.4, 0.6], "method": "two-level bootstrap",
+              "low": 0.3, "high": 0.7}
+    record_seed_figure(Recorder(), "causal_greedy_wer", figure)
+    assert list(recorded.items()) == [
+        ("causal_greedy_wer", 0.5), ("causal_greedy_wer_std", 0.1), ("causal_greedy_wer_ci95", [0.3, 0.7]),
+        ("causal_greedy_wer_per_seed", [0.4, 0.6]), ("causal_greedy_wer_interval_method", "two-level bootstrap")]

@@ -36,7 +36,7 @@ from utils.workbench.metrics import first_pronunciation_scores, g2p_scores
 from utils.workbench.models import count_parameters
 from utils.workbench.reproducibility import set_seed
 from utils.workbench.training import evaluate_loss
-from utils.workbench.uncertainty import paired_two_level_difference, two_level_bootstrap
+from utils.workbench.uncertainty import paired_two_level_difference, record_seed_figure, two_level_bootstrap
 from utils.workbench.variants import (
     VARIANTS,
     decoder_input_ids_from_labels,
@@ -328,12 +328,7 @@ def record_seed_summaries(results, runs: dict[str, list[dict]], summaries: dict[
         results.metric(f"{variant}_parameters", variant_runs[0]["parameters"])
         for decoding in ("greedy", "beam"):
             for rate in ("wer", "per"):
-                stats = summaries[variant][decoding][rate]
-                results.metric(f"{variant}_{decoding}_{rate}", stats["mean"])
-                results.metric(f"{variant}_{decoding}_{rate}_std", stats["std"])
-                results.metric(f"{variant}_{decoding}_{rate}_ci95", stats["ci95"])
-                results.metric(f"{variant}_{decoding}_{rate}_per_seed", stats["per_seed"])
-                results.metric(f"{variant}_{decoding}_{rate}_interval_method", stats["method"])
+                record_seed_figure(results, f"{variant}_{decoding}_{rate}", summaries[variant][decoding][rate])
         for rate in ("wer", "per"):  # the stricter figure: against the first listed pronunciation only
             results.metric(f"{variant}_greedy_{rate}_first_pronunciation",
                            sum(r[f"greedy_first_pronunciation_{rate}"] for r in variant_runs) / len(variant_runs))

@@ -39,7 +39,13 @@ from utils.workbench.real_pairs import REAL_PAIRS_DIR, load_real_pairs
 from utils.workbench.reproducibility import set_seed
 from utils.workbench.tokenizers import build_marian, build_t5, load_tokenizer
 from utils.workbench.training import evaluate_loss
-from utils.workbench.uncertainty import _percentiles, _resampled_sums, chrf_two_level_bootstrap, two_level_bootstrap
+from utils.workbench.uncertainty import (
+    _percentiles,
+    _resampled_sums,
+    chrf_two_level_bootstrap,
+    record_seed_figure,
+    two_level_bootstrap,
+)
 from utils.workbench.variants import (
     VARIANT_FAMILY,
     VARIANTS,
@@ -259,12 +265,7 @@ def record_seed_summaries(results, runs: dict[str, list[dict]], summaries: dict[
         results.metric(f"{variant}_parameters", variant_runs[0]["parameters"])
         for decoding in ("greedy", "beam"):
             for name in METRICS:
-                stats = summaries[variant][decoding][name]
-                results.metric(f"{variant}_{decoding}_{name}", stats["mean"])
-                results.metric(f"{variant}_{decoding}_{name}_ci95", stats["ci95"])
-                results.metric(f"{variant}_{decoding}_{name}_std", stats["std"])
-                results.metric(f"{variant}_{decoding}_{name}_per_seed", stats["per_seed"])
-                results.metric(f"{variant}_{decoding}_{name}_interval_method", stats["method"])
+                record_seed_figure(results, f"{variant}_{decoding}_{name}", summaries[variant][decoding][name])
 
 
 # --- the verdict, from the recorded numbers -----------------------------------------------------------------------

@@ -20,7 +20,7 @@ import numpy as np
 from sacrebleu.metrics import CHRF
 
 __all__ = ["LEVEL", "chrf_two_level_bootstrap", "clopper_pearson", "paired_two_level_difference",
-           "two_level_bootstrap"]
+           "record_seed_figure", "two_level_bootstrap"]
 
 LEVEL = 0.95
 
@@ -148,3 +148,12 @@ def chrf_two_level_bootstrap(hypotheses_per_seed: list[list[str]], references: l
     low, high = _percentiles(scores.mean(axis=1), level)
     return {"mean": float(np.mean(per_seed)), "low": low, "high": high, "per_seed": per_seed,
             "seeds": int(statistics.shape[0]), "items": int(statistics.shape[1]), "method": "two-level bootstrap"}
+
+
+def record_seed_figure(results, name: str, figure: dict) -> None:
+    """Record one headline figure over seeds with `results.metric`: `name` (the seed mean), then `name_std`,
+    `name_ci95`, `name_per_seed` and `name_interval_method` (`figure` holds mean, std, ci95, per_seed, method)."""
+    results.metric(name, figure["mean"])
+    for key in ("std", "ci95", "per_seed"):
+        results.metric(f"{name}_{key}", figure[key])
+    results.metric(f"{name}_interval_method", figure["method"])
