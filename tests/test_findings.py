@@ -1,7 +1,10 @@
 """The findings: every sentence is generated from the claims that test it, and says so when they fail."""
 
 import copy
+import json
 import re
+
+import pytest
 
 from utils.harness.paths import REPO_ROOT
 from utils.harness.results import load_all_results
@@ -12,6 +15,7 @@ from utils.reporting.findings import (
     answer_blocks,
     failing_claims,
     findings_markdown,
+    findings_results,
     missing_claims,
     sanity_claims,
     sentence_records,
@@ -201,3 +205,15 @@ def test_findings_open_with_the_three_answers_each_led_by_a_verdict_and_its_numb
     assert markdown.index("## Answers") < markdown.index("## Verdict table") < markdown.index("## Scope")
     assert markdown.index(blocks[0]["verdict"]) < markdown.index(blocks[0]["details"][0])
     assert "Yes for training" not in markdown  # answers 1 and 3 speak one language
+
+
+def test_findings_read_the_long_runs_they_name_and_refuse_a_missing_one(tmp_path):
+    results = tmp_path / "reports" / "results"
+    long_run = tmp_path / "reports" / "g2p-long" / "results"
+    for folder, stem in ((results, "01_x"), (results, "00_findings"), (long_run, "10_y")):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{stem}.json").write_text(json.dumps({"notebook": stem, "parameters": {}, "claims": {}, "metrics": {}}))
+    assert set(findings_results(results)) == {"01_x", "g2p-long/10_y"}
+    assert set(findings_results(results, "")) == {"01_x"}
+    with pytest.raises(FileNotFoundError, match="parameter 'long_runs' names 'g2p-short'"):
+        findings_results(results, "g2p-long,g2p-short")

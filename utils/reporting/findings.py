@@ -752,9 +752,12 @@ def findings_results(results_dir: Path, long_runs: str = "g2p-long") -> dict[str
     long run (comma-separated report subfolders beside it, e.g. make g2p-long's) as "<folder>/<notebook>"."""
     results = {stem: data for stem, data in load_all_results(results_dir).items() if stem != "00_findings"}
     for folder in filter(None, long_runs.split(",")):
-        if (results_dir.parent / folder / "results").is_dir():
-            results |= {f"{folder}/{stem}": data for stem, data in
-                        load_all_results(results_dir.parent / folder / "results").items()}
+        long_run = results_dir.parent / folder / "results"
+        if not long_run.is_dir():
+            raise FileNotFoundError(f"parameter 'long_runs' names {folder!r}, but {long_run} is not a folder: copy "
+                                    f"the published run there (reports/{folder}/, made by `make {folder}`), or pass "
+                                    "long_runs='' to write the findings without it")
+        results |= {f"{folder}/{stem}": data for stem, data in load_all_results(long_run).items()}
     return results
 
 
