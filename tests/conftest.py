@@ -11,6 +11,22 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
+# Started first under `-n 2 --dist loadfile` (files are handed out in collection order): the kernel-path runs on one
+# worker while notebook 00 runs every notebook's smoke run on the other, then the other long files; the notebooks'
+# own test files come last, when their smoke runs are done, so no worker waits on another's lock for long.
+FIRST = ("test_kernel_independence.py", "test_notebook_00.py", "test_browser.py", "test_site.py",
+         "test_publishing.py", "test_train_command.py", "test_real_data.py", "test_pytest_audit.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Order the test files: FIRST, then the unit tests, then the notebooks' (a stable sort keeps the rest in order)."""
+    def rank(item) -> int:
+        name = item.path.name
+        return FIRST.index(name) if name in FIRST else len(FIRST) + name.startswith("test_notebook_")
+
+    items.sort(key=rank)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_thread():
     """Tiny models run fastest on one intra-op thread (no waiting between threads); restored afterwards."""
