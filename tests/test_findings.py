@@ -212,7 +212,8 @@ def test_findings_read_the_long_runs_they_name_and_refuse_a_missing_one(tmp_path
     long_run = tmp_path / "reports" / "g2p-long" / "results"
     for folder, stem in ((results, "01_x"), (results, "00_findings"), (long_run, "10_y")):
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{stem}.json").write_text(json.dumps({"notebook": stem, "parameters": {}, "claims": {}, "metrics": {}}))
+        record = {"notebook": stem, "parameters": {}, "claims": {}, "metrics": {}}
+        (folder / f"{stem}.json").write_text(json.dumps(record))
     assert set(findings_results(results)) == {"01_x", "g2p-long/10_y"}
     assert set(findings_results(results, "")) == {"01_x"}
     with pytest.raises(FileNotFoundError, match="parameter 'long_runs' names 'g2p-short'"):
