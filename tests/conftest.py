@@ -48,12 +48,13 @@ def shared_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def once(shared_dir):
     """`once(name, make)`: the JSON value `make()` returns, computed by one worker of the run under a file lock and
-    read from the shared folder by the others (they wait for it), so an expensive fixture is built once per run."""
+    read from the shared folder by the others (they wait for it), so an expensive fixture is built once per run.
+    With `timeout=0` it raises `filelock.Timeout` instead of waiting while another worker is making it."""
     from filelock import FileLock
 
-    def run(name: str, make):
+    def run(name: str, make, timeout: float = -1):
         path = shared_dir / f"{name}.json"
-        with FileLock(shared_dir / f".{name}.lock"):
+        with FileLock(shared_dir / f".{name}.lock", timeout=timeout):
             if not path.exists():
                 path.write_text(json.dumps(make()), encoding="utf-8")
         return json.loads(path.read_text(encoding="utf-8"))
@@ -78,25 +79,22 @@ def smoke_reports(shared_dir):
 
 
 @pytest.fixture(scope="session")
-def smoke_results(smoke_reports):
+def smoke_results(smoke_reports, once):
     """`smoke_results("01_shift_right")` -> that notebook's results dict, executing it once per session.
 
-    Once across xdist workers too: a notebook runs under a file lock in the shared folder, and its exit code is kept
-    there, so a worker that needs a notebook another worker is running waits for it instead of running it again.
-    `smoke_results.all(stems)` runs the free ones first and waits for the busy ones last.
+    Once across xdist workers too (`once` keeps each run's exit code): a worker that needs a notebook another worker
+    is running waits for it instead of running it again. `smoke_results.all(stems)` runs the free ones first and
+    waits for the busy ones last.
     """
-    from filelock import FileLock, Timeout
+    from filelock import Timeout
 
     from utils.harness.run import main as run_main
 
     cache = {}
 
     def finish(stem: str, timeout: float) -> None:
-        with FileLock(smoke_reports / f".{stem}.lock", timeout=timeout):
-            outcome = smoke_reports / f".{stem}.exit-code"
-            if not outcome.exists():
-                outcome.write_text(str(run_main([stem, "--smoke", "--out", str(smoke_reports), "--no-html"])))
-            exit_code = int(outcome.read_text())
+        exit_code = once(f"smoke_run_{stem}", lambda: run_main([stem, "--smoke", "--out", str(smoke_reports),
+                                                                "--no-html"]), timeout)
         assert exit_code == 0, f"notebook {stem} failed with smoke parameters (exit code {exit_code})"
         cache[stem] = json.loads((smoke_reports / "results" / f"{stem}.json").read_text(encoding="utf-8"))
 
